@@ -1,0 +1,14 @@
+"""seqkit: train next-token models on text and music, and sample from them."""
+__version__ = "0.1.0"
+
+
+def load(run_dir, device=None):
+    """Load a run directory written by `seqkit train` → TrainedModel with .generate() and .evaluate()."""
+    from seqkit.api import load as _load
+    return _load(run_dir, device)
+
+
+def train(config, resume: bool = False):
+    """Train from a seqkit.config.RunConfig; returns the run directory."""
+    from seqkit.train import train as _train
+    return _train(config, resume=resume)

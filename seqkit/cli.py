@@ -1,0 +1,215 @@
+"""The `seqkit` command line: thin wrappers over the Python API."""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Train next-token models on text or music and sample from them.")
+demo_app = typer.Typer(no_args_is_help=True, help="Ready-made demos on built-in data.")
+app.add_typer(demo_app, name="demo")
+
+
+def user_errors(fn):
+    """Bad input becomes one line on stderr and exit code 1 (SEQKIT_DEBUG=1 shows the traceback)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
+            if os.environ.get("SEQKIT_DEBUG"):
+                raise
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from None
+    return wrapper
+
+
+@app.command()
+@user_errors
+def train(
+    data: str = typer.Argument("pydoc", help="A text/MIDI file, a folder, or a built-in data set (pydoc, bach)."),
+    model: Optional[str] = typer.Option(None, help="ar | ffwd | jordan | elman | lstm | transformer"),
+    tokenizer: Optional[str] = typer.Option(None, help="char | byte | bpe | unigram | midi | pianoroll (default: char for text, midi for music)"),
+    vocab_size: Optional[int] = typer.Option(None, help="Vocabulary size for bpe / unigram."),
+    context: Optional[int] = typer.Option(None, help="Training sequence length (transformer: attention window)."),
+    max_steps: Optional[int] = typer.Option(None, help="Optimizer steps."),
+    batch_size: Optional[int] = typer.Option(None),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate."),
+    seed: Optional[int] = typer.Option(None),
+    precision: Optional[str] = typer.Option(None, help="32-true | bf16-mixed | 16-mixed"),
+    accelerator: Optional[str] = typer.Option(None, help="auto | cpu | gpu"),
+    devices: Optional[str] = typer.Option(None, help="Number of devices, or a list like 0,1."),
+    strategy: Optional[str] = typer.Option(None, help="auto | ddp | fsdp ... (Lightning's)"),
+    num_nodes: Optional[int] = typer.Option(None),
+    out: Optional[str] = typer.Option(None, help="Run directory (default checkpoints/<run-name>)."),
+    config: Optional[Path] = typer.Option(None, help="YAML file with model/data/train sections."),
+    set_: list[str] = typer.Option([], "--set", help="Override any config field: --set model.d_hidden=512"),
+    wandb: Optional[bool] = typer.Option(None, "--wandb/--no-wandb", help="Log to Weights & Biases (offline unless configured)."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
+):
+    """Train a model; prints the run directory at the end."""
+    from seqkit.config import RunConfig, apply_dict, apply_overrides, load_yaml, set_value
+    from seqkit.data import default_tokenizer
+    from seqkit.train import train as run_training
+
+    cfg = RunConfig()
+    if config:
+        apply_dict(cfg, load_yaml(config))
+    given = {"data.source": data, "model.family": model, "data.tokenizer": tokenizer, "data.vocab_size": vocab_size,
+             "model.context": context, "train.max_steps": max_steps, "train.batch_size": batch_size, "train.lr": lr,
+             "train.seed": seed, "train.precision": precision, "train.accelerator": accelerator,
+             "train.devices": devices, "train.strategy": strategy, "train.num_nodes": num_nodes,
+             "train.out": out, "train.wandb": wandb}
+    for key, value in given.items():
+        if value is not None:
+            set_value(cfg, key, value)
+    apply_overrides(cfg, set_)
+    if tokenizer is None and not (config and "tokenizer" in load_yaml(config).get("data", {})):
+        cfg.data.tokenizer = default_tokenizer(cfg.data.source)
+    if resume and not out:
+        raise ValueError("--resume needs --out RUN_DIR (the run to continue)")
+    run_dir = run_training(cfg, resume=resume)
+    typer.echo(f"run directory: {run_dir}")
+
+
+@app.command()
+@user_errors
+def generate(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `seqkit train`."),
+    prompt: str = typer.Option("", help="Text to continue (default: start of a line)."),
+    prompt_file: Optional[Path] = typer.Option(None, help="Music: a MIDI/score file whose opening primes the model."),
+    bars: int = typer.Option(4, help="Music: bars of --prompt-file to prime with."),
+    max_new_tokens: int = typer.Option(500),
+    temperature: float = typer.Option(1.0, help="0 is greedy."),
+    top_k: Optional[int] = typer.Option(None),
+    top_p: Optional[float] = typer.Option(None),
+    seed: Optional[int] = typer.Option(None),
+    num_samples: int = typer.Option(1),
+    out: Optional[Path] = typer.Option(None, help="Music: output MIDI file (several samples get _1, _2 ...)."),
+):
+    """Sample from a trained model: text to stdout (streamed), or MIDI files with piano rolls."""
+    import seqkit
+
+    trained = seqkit.load(run_dir)
+    sampling = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                    seed=seed, num_samples=num_samples)
+    if trained.tokenizer.kind in ("midi", "pianoroll"):
+        from seqkit.music.generate import generate_music
+        for path in generate_music(trained, prompt_file, bars, out or Path("generated.mid"), **sampling):
+            typer.echo(f"wrote {path} and {path.with_suffix('.png')}")
+        return
+    if prompt_file is not None:
+        prompt = prompt_file.read_text(encoding="utf-8")
+    if num_samples == 1:
+        stream_text(trained, prompt, sampling)
+        return
+    for i, text in enumerate(trained.generate(prompt, **sampling)):
+        typer.echo(f"--- sample {i + 1} ---\n{text}")
+
+
+def stream_text(trained, prompt: str, sampling: dict) -> None:
+    """Print the prompt, then each new piece of text as soon as it decodes to whole characters."""
+    ids = trained.encode_prompt(prompt)
+    shown = len(trained.tokenizer.decode(ids))
+    if prompt:
+        sys.stdout.write(trained.tokenizer.decode(ids))
+    for token in trained.stream(list(ids), **sampling):
+        ids.append(int(token[0]))
+        text = trained.tokenizer.decode(ids)
+        if not text.endswith("\ufffd"):  # wait for the rest of a multi-byte character
+            sys.stdout.write(text[shown:])
+            sys.stdout.flush()
+            shown = len(text)
+    sys.stdout.write("\n")
+
+
+@app.command(name="eval")
+@user_errors
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    data: str = typer.Argument(..., help="Text/MIDI file, folder, built-in name, or a .mat/.npz frame set."),
+    split: Optional[str] = typer.Option(None, help="train | val | test (default: all of a user's data, test of a built-in)."),
+):
+    """Loss, perplexity and bits per token (per char for text) of a trained model on some data."""
+    import seqkit
+
+    metrics = seqkit.load(run_dir).evaluate(data, split=split)
+    for name, value in metrics.items():
+        typer.echo(f"{name:>16}  {value:.4f}" if isinstance(value, float) else f"{name:>16}  {value}")
+
+
+@app.command()
+@user_errors
+def info(run_dir: Path = typer.Argument(..., help="A run directory.")):
+    """Family, parameters, tokenizer and training summary of a run."""
+    import seqkit
+
+    trained = seqkit.load(run_dir)
+    cfg = trained.config
+    typer.echo(f"run        {trained.run_dir}")
+    typer.echo(f"family     {cfg.model.family}  ({trained.num_parameters:,} parameters)")
+    typer.echo(f"model      {cfg.model}")
+    typer.echo(f"tokenizer  {trained.tokenizer.kind}, vocabulary {trained.tokenizer.vocab_size}")
+    typer.echo(f"data       {cfg.data.source}")
+    typer.echo(f"seqkit     {trained.info.get('seqkit_version')}")
+    for key, value in (trained.info.get("summary") or {}).items():
+        typer.echo(f"{key:<10} {value}")
+
+
+@app.command()
+@user_errors
+def tokenize(
+    file: Path = typer.Argument(..., help="A text or music file."),
+    tokenizer: Optional[str] = typer.Option(None, help="Tokenizer kind (default: char for text, midi for music)."),
+    vocab_size: int = typer.Option(1000, help="bpe / unigram vocabulary size (trained on FILE)."),
+    show: int = typer.Option(20, help="How many tokens to print."),
+    roundtrip: Optional[Path] = typer.Option(None, help="Write decode(encode(FILE)) here."),
+):
+    """Show how a tokenizer sees a file; with --roundtrip, write it back out to check nothing is lost."""
+    from seqkit.data import default_tokenizer, load_file_tokens
+
+    if not file.is_file():
+        raise FileNotFoundError(f"no such file: {file}")
+    kind = tokenizer or default_tokenizer(str(file))
+    tok, ids, write_back = load_file_tokens(file, kind, vocab_size)
+    typer.echo(f"{file}: {len(ids)} tokens ({tok.kind}, vocabulary {tok.vocab_size})")
+    typer.echo(" ".join(tok.describe(ids[:show])))
+    if roundtrip:
+        write_back(ids, roundtrip)
+        typer.echo(f"wrote {roundtrip}")
+
+
+@demo_app.command("text")
+@user_errors
+def demo_text(
+    model: str = typer.Option("lstm", help="Model family."),
+    steps: int = typer.Option(300, help="Training steps."),
+    out: Path = typer.Option(Path("checkpoints/demo-text"), help="Run directory."),
+):
+    """Train a small model on the built-in `pydoc` text and sample from it."""
+    import seqkit
+    from seqkit.config import RunConfig
+
+    cfg = RunConfig()
+    cfg.model.family, cfg.model.context = model, 64
+    cfg.train.max_steps, cfg.train.val_every, cfg.train.lr, cfg.train.out = steps, max(steps // 3, 1), 3e-3, str(out)
+    run_dir = seqkit.train(cfg)
+    trained = seqkit.load(run_dir)
+    typer.echo(f"\nbest validation loss {trained.info['summary']['best_val_loss']:.3f} nats/token, "
+               f"{trained.info['summary']['best_val_bits_per_char']:.3f} bits/char")
+    for text in trained.generate("The ", max_new_tokens=300, temperature=0.8, seed=0):
+        typer.echo(f"--- sample ---\n{text}")
+    typer.echo(f"run directory: {run_dir}")
+
+
+def main():
+    app()
+
+
+if __name__ == "__main__":
+    main()

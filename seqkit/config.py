@@ -1,0 +1,130 @@
+"""Run configuration: dataclasses are the source of truth; YAML files and `key=value` overrides only fill them."""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from seqkit.models import ModelConfig
+
+
+@dataclass
+class DataConfig:
+    source: str = "pydoc"         # a built-in name (pydoc, bach), a file or a folder
+    tokenizer: str = "char"       # char | byte | bpe | unigram | midi | pianoroll
+    vocab_size: int = 1000        # bpe / unigram only
+    val_fraction: float = 0.1
+    cache_dir: str = "data/cache"
+    augment: bool = False         # music: transpose training pieces into other keys
+    frames_per_quarter: int = 2   # pianoroll: time resolution of MIDI input
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int = 2000
+    batch_size: int = 32
+    lr: float = 3e-4
+    optimizer: str = "adamw"      # adamw | sgd
+    momentum: float = 0.9         # sgd
+    nesterov: bool = False        # sgd
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = 0.0     # L2 (decoupled for AdamW)
+    l1: float = 0.0               # L1 penalty on weight matrices
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1     # cosine decays to lr * min_lr_ratio at max_steps
+    grad_clip: float = 1.0        # 0 disables clipping
+    early_stopping: int = 0       # patience in validations; 0 disables
+    val_every: int = 200
+    val_batches: int = 20
+    seed: int = 1337
+    precision: str = "32-true"    # 32-true | bf16-mixed | 16-mixed
+    accelerator: str = "auto"
+    devices: str = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    compile: bool = False
+    wandb: bool = False
+    wandb_project: str = "seqkit"
+    progress: bool = True
+    out: str = ""                 # run directory; default checkpoints/<run-name>
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunConfig:
+        cfg = cls()
+        apply_dict(cfg, d)
+        return cfg
+
+
+def _coerce(value, typ, key: str):
+    """Turn a YAML or command-line value into the field's declared type."""
+    origin = typing.get_origin(typ)
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return tuple(_coerce(v, a, key) for v, a in zip(items, typing.get_args(typ)))
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("1", "true", "yes", "on"):
+            return True
+        if str(value).lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{key}: expected true/false, got {value!r}")
+    try:
+        return typ(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key}: expected {typ.__name__}, got {value!r}") from None
+
+
+def set_value(cfg: RunConfig, key: str, value) -> None:
+    """Set `section.field` (e.g. `model.d_hidden`) from a string or YAML value; unknown keys are errors."""
+    section_name, _, name = key.partition(".")
+    section = getattr(cfg, section_name, None) if section_name in ("model", "data", "train") else None
+    if section is None or not name:
+        raise ValueError(f"unknown config key {key!r}: use model.*, data.* or train.*")
+    types = typing.get_type_hints(type(section))
+    if name not in types:
+        valid = ", ".join(f.name for f in dataclasses.fields(section))
+        raise ValueError(f"unknown config key {key!r}; {section_name} has: {valid}")
+    setattr(section, name, _coerce(value, types[name], key))
+
+
+def apply_dict(cfg: RunConfig, d: dict) -> None:
+    for section_name, values in d.items():
+        if not isinstance(values, dict):
+            raise ValueError(f"config section {section_name!r} must be a mapping of keys to values")
+        for name, value in values.items():
+            set_value(cfg, f"{section_name}.{name}", value)
+
+
+def apply_overrides(cfg: RunConfig, overrides: list[str]) -> None:
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        set_value(cfg, key.strip(), value.strip())
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        d = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML ({e.__class__.__name__})") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"{path}: expected sections model/data/train at the top level")
+    return d

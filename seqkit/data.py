@@ -1,0 +1,243 @@
+"""Corpora → token ids cached on disk → batches of random windows (a LightningDataModule).
+
+Text files are tokenised once, streamed into a flat memory-mapped array (uint16 where the vocabulary
+fits, else uint32) keyed by a hash of their content and the tokenizer, so a corpus larger than RAM
+trains without loading it. Music pieces are split into train/val/test by piece, never by position.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+from seqkit.config import DataConfig
+from seqkit.io import atomic_path, write_json
+from seqkit.tokenizers import MUSIC_KINDS, fit_tokenizer
+
+TEXT_BUILTINS = ("pydoc",)
+MUSIC_BUILTINS = ("bach",)
+MUSIC_SUFFIXES = {".mid", ".midi", ".xml", ".musicxml", ".mxl", ".krn", ".abc"}
+_BLOCK = 1 << 22  # characters per encode call when streaming a file
+
+
+@dataclass
+class Corpus:
+    tokenizer: object
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray | None = None
+    chars_per_token: float | None = None  # text only: turns bits per token into bits per character
+
+
+def is_music(source: str) -> bool:
+    path = Path(source)
+    if source in MUSIC_BUILTINS:
+        return True
+    if path.is_file():
+        return path.suffix.lower() in MUSIC_SUFFIXES
+    return path.is_dir() and any(p.suffix.lower() in MUSIC_SUFFIXES for p in path.rglob("*"))
+
+
+def default_tokenizer(source: str) -> str:
+    return "midi" if is_music(source) else "char"
+
+
+def load_corpus(cfg: DataConfig, tokenizer=None) -> Corpus:
+    """Tokenise `cfg.source` with `tokenizer`, or with a new one of kind `cfg.tokenizer` fitted on it."""
+    kind = tokenizer.kind if tokenizer is not None else cfg.tokenizer
+    if cfg.source not in TEXT_BUILTINS + MUSIC_BUILTINS and not Path(cfg.source).exists():
+        raise FileNotFoundError(f"no such file, folder or built-in data set: {cfg.source} "
+                                f"(built-ins: {', '.join(TEXT_BUILTINS + MUSIC_BUILTINS)})")
+    if kind in MUSIC_KINDS:
+        from seqkit.music.data import load_music_corpus
+        return load_music_corpus(cfg, tokenizer)
+    if is_music(cfg.source) and cfg.source not in TEXT_BUILTINS:
+        raise ValueError(f"{cfg.source} is music: use --tokenizer midi (or pianoroll)")
+    return load_text_corpus(cfg, tokenizer)
+
+
+# ---------------------------------------------------------------- text
+
+def text_files(source: str, cache_dir: Path) -> list[Path]:
+    if source == "pydoc":
+        path = cache_dir / "builtin" / "pydoc.txt"
+        if not path.exists():
+            from pydoc_data.topics import topics
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                tmp.write_text("\n\n".join(topics[k].strip() for k in sorted(topics)) + "\n", encoding="utf-8")
+        return [path]
+    path = Path(source)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise ValueError(f"{source}: folder has no files")
+    return files
+
+
+def _text_blocks(path: Path, kind: str):
+    """Yield a file's text in blocks of about _BLOCK characters cut at line ends, so nothing loads whole."""
+    encoding = "latin-1" if kind == "byte" else "utf-8"  # byte tokenizer: any bytes, 1:1 onto code points < 256
+    carry = ""
+    try:
+        with open(path, encoding=encoding, newline="") as f:
+            while chunk := f.read(_BLOCK):
+                chunk = carry + chunk
+                cut = chunk.rfind("\n") + 1 or len(chunk)
+                carry = chunk[cut:]
+                yield chunk[:cut]
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text; use --tokenizer byte for binary or other encodings") from None
+    if carry:
+        yield carry
+
+
+def _content_hash(files: list[Path]) -> str:
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"\0")
+        with open(f, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def _encode(tokenizer, text: str) -> list[int]:
+    if tokenizer.kind == "byte":
+        return list(text.encode("latin-1"))
+    return tokenizer.encode(text)
+
+
+def load_text_corpus(cfg: DataConfig, tokenizer=None) -> Corpus:
+    cache_dir = Path(cfg.cache_dir)
+    files = text_files(cfg.source, cache_dir)
+    kind = tokenizer.kind if tokenizer is not None else cfg.tokenizer
+    texts = lambda: (block for f in files for block in _text_blocks(f, kind))  # noqa: E731 (one pass each call)
+    if sum(f.stat().st_size for f in files) == 0:
+        raise ValueError(f"{cfg.source}: empty; nothing to train on")
+    corpus_hash = _content_hash(files)
+    if tokenizer is None:
+        tokenizer = _fitted_tokenizer(cfg, texts, cache_dir / f"tokenizer-{corpus_hash}-{kind}-{cfg.vocab_size}.json")
+    tok_hash = hashlib.sha256(json.dumps(tokenizer.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+    bin_path = cache_dir / f"tokens-{corpus_hash}-{tok_hash}.bin"
+    meta_path = bin_path.with_suffix(".json")
+    if not meta_path.exists():
+        dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.uint32
+        n_tokens = n_chars = 0
+        with atomic_path(bin_path) as tmp, open(tmp, "wb") as out:
+            for block in texts():
+                ids = np.asarray(_encode(tokenizer, block), dtype=dtype)
+                out.write(ids.tobytes())
+                n_chars += len(block)
+                n_tokens += len(ids)
+        write_json(meta_path, {"dtype": np.dtype(dtype).name, "tokens": n_tokens, "chars": n_chars})
+    meta = json.loads(meta_path.read_text())
+    tokens = np.memmap(bin_path, dtype=meta["dtype"], mode="r", shape=(meta["tokens"],))
+    n_val = int(len(tokens) * cfg.val_fraction)
+    return Corpus(tokenizer, tokens[:len(tokens) - n_val], tokens[len(tokens) - n_val:],
+                  chars_per_token=meta["chars"] / max(meta["tokens"], 1))
+
+
+def _fitted_tokenizer(cfg: DataConfig, texts, path: Path):
+    from seqkit.tokenizers import tokenizer_from_dict
+
+    if path.exists():
+        return tokenizer_from_dict(json.loads(path.read_text()))
+    tokenizer = fit_tokenizer(cfg.tokenizer, texts(), cfg.vocab_size)
+    write_json(path, tokenizer.to_dict())
+    return tokenizer
+
+
+# ---------------------------------------------------------------- batches
+
+class RandomWindows(IterableDataset):
+    """Endless batches (B, T+1) of random windows; batch n depends only on (seed, rank, n), so a resumed
+    run that starts at step n continues the same data stream."""
+
+    def __init__(self, tokens: np.ndarray, context: int, batch_size: int, seed: int, start_step: int = 0, rank: int = 0):
+        self.tokens, self.context, self.batch_size = tokens, context, batch_size
+        self.seed, self.start_step, self.rank = seed, start_step, rank
+        self.offsets = np.arange(context + 1)
+
+    def __iter__(self):
+        step = self.start_step
+        while True:
+            rng = np.random.default_rng((self.seed, self.rank, step))
+            starts = rng.integers(0, len(self.tokens) - self.context, self.batch_size)
+            yield torch.from_numpy(self.tokens[starts[:, None] + self.offsets].astype(np.int64))
+            step += 1
+
+
+class Windows(Dataset):
+    """Non-overlapping windows (T+1 tokens, sharing one token with the next) spread evenly over `tokens`."""
+
+    def __init__(self, tokens: np.ndarray, context: int, max_windows: int | None = None):
+        n = (len(tokens) - 1) // context
+        self.starts = np.arange(n) * context
+        if max_windows is not None and n > max_windows:
+            self.starts = self.starts[np.linspace(0, n - 1, max_windows).astype(int)]
+        self.tokens, self.context = tokens, context
+
+    def __len__(self):
+        return len(self.starts)
+
+    def __getitem__(self, i):
+        s = self.starts[i]
+        return torch.from_numpy(self.tokens[s:s + self.context + 1].astype(np.int64))
+
+
+def check_length(tokens: np.ndarray, context: int, what: str) -> None:
+    if len(tokens) < context + 2:
+        raise ValueError(f"the {what} split has {len(tokens)} tokens, fewer than the context of {context} + 2: "
+                         "use more data or a smaller --context")
+
+
+class TokenData(pl.LightningDataModule):
+    def __init__(self, corpus: Corpus, context: int, batch_size: int, seed: int, val_batches: int):
+        super().__init__()
+        check_length(corpus.train, context, "train")
+        check_length(corpus.val, context, "validation")
+        self.corpus, self.context, self.batch_size = corpus, context, batch_size
+        self.seed, self.val_batches = seed, val_batches
+
+    def train_dataloader(self):
+        trainer = self.trainer
+        step = trainer.global_step if trainer is not None else 0
+        rank = trainer.global_rank if trainer is not None else 0
+        windows = RandomWindows(self.corpus.train, self.context, self.batch_size, self.seed, step, rank)
+        return DataLoader(windows, batch_size=None, pin_memory=torch.cuda.is_available())
+
+    def val_dataloader(self):
+        windows = Windows(self.corpus.val, self.context, self.val_batches * self.batch_size)
+        return DataLoader(windows, batch_size=self.batch_size, shuffle=False)
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def load_file_tokens(path: Path, kind: str, vocab_size: int = 1000):
+    """Tokenise one file with a tokenizer of `kind` (text ones fitted on the file itself).
+    → (tokenizer, ids, write_back(ids, out_path))."""
+    if kind in MUSIC_KINDS:
+        from seqkit.music.tokenizer import MidiTokenizer
+        if kind != "midi":
+            raise ValueError("tokenize shows token sequences; use --tokenizer midi for music files")
+        tokenizer = MidiTokenizer()
+        return tokenizer, tokenizer.encode_file(path), tokenizer.write_midi
+    text = "".join(_text_blocks(path, kind))
+    if not text:
+        raise ValueError(f"{path}: empty file")
+    tokenizer = fit_tokenizer(kind, [text], vocab_size)
+
+    def write_back(ids, out: Path):
+        with atomic_path(out) as tmp:
+            tmp.write_bytes(bytes(ids) if kind == "byte" else tokenizer.decode(ids).encode("utf-8"))
+
+    return tokenizer, _encode(tokenizer, text), write_back

@@ -1,0 +1,139 @@
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .common import ModelConfig, input_embedding
+
+
+class TransformerState(NamedTuple):
+    """KV cache for generation.
+
+    position: absolute position of the next token.
+    kv: per layer, the rotated keys and the values of the last context-1 tokens, each
+        (B, n_heads, <= context-1, head_dim); with the next token, a query sees `context` keys.
+    """
+
+    position: int
+    kv: tuple[tuple[torch.Tensor, torch.Tensor], ...]
+
+
+def rotate(x, cos, sin):
+    """Rotary position embedding of x (..., T, head_dim), rotating pairs (i, i + head_dim/2)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+def sliding_causal_mask(n_new, n_keys, context, device):
+    """Bool mask (n_new, n_keys): the new queries are the last n_new keys; each sees itself and the
+    keys before it, at most `context` in all."""
+    query = torch.arange(n_keys - n_new, n_keys, device=device)[:, None]
+    key = torch.arange(n_keys, device=device)
+    return (key <= query) & (key > query - context)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.qkv = nn.Linear(cfg.d_embed, 3 * cfg.d_embed)
+        self.proj = nn.Linear(cfg.d_embed, cfg.d_embed)
+        self.attn_dropout = cfg.dropout
+        self.resid_dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, cos, sin, cache, mask):
+        B, T, C = x.shape
+        q, k, v = (t.view(B, T, self.n_heads, -1).transpose(1, 2) for t in self.qkv(x).split(C, dim=2))
+        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+        if cache is not None:
+            k = torch.cat([cache[0], k], dim=2)
+            v = torch.cat([cache[1], v], dim=2)
+        y = F.scaled_dot_product_attention(
+            q, k, v,
+            attn_mask=mask,
+            is_causal=cache is None,
+            dropout_p=self.attn_dropout if self.training else 0.0,
+        )
+        y = y.transpose(1, 2).reshape(B, T, C)
+        return self.resid_dropout(self.proj(y)), (k, v)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.ln_attn = nn.LayerNorm(cfg.d_embed)
+        self.attn = SelfAttention(cfg)
+        self.ln_mlp = nn.LayerNorm(cfg.d_embed)
+        self.mlp = nn.Sequential(
+            nn.Linear(cfg.d_embed, 4 * cfg.d_embed),
+            nn.GELU(),
+            nn.Linear(4 * cfg.d_embed, cfg.d_embed),
+            nn.Dropout(cfg.dropout),
+        )
+
+    def forward(self, x, cos, sin, cache, mask):
+        attended, kv = self.attn(self.ln_attn(x), cos, sin, cache, mask)
+        x = x + attended
+        return x + self.mlp(self.ln_mlp(x)), kv
+
+
+class Transformer(nn.Module):
+    """Causal pre-norm decoder with rotary positions and a sliding-window KV cache (TransformerState).
+
+    Without a state, a call takes at most `context` tokens. With one, any number of tokens may
+    follow, and each query attends to at most `context` keys, so generation can run forever.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = input_embedding(cfg)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.ln_final = nn.LayerNorm(cfg.d_embed)
+        self.head = nn.Linear(cfg.d_embed, cfg.vocab_size, bias=False)
+        if cfg.tie_weights and not cfg.frames:
+            self.head.weight = self.embed.weight
+        head_dim = cfg.d_embed // cfg.n_heads
+        self.register_buffer(
+            "inv_freq", 10000.0 ** (-torch.arange(0, head_dim, 2) / head_dim), persistent=False
+        )
+        self.apply(self._init_weights)
+        for block in self.blocks:  # residual projections scaled as in GPT-2
+            for proj in (block.attn.proj, block.mlp[2]):
+                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * cfg.n_layers))
+
+    @staticmethod
+    def _init_weights(module):
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def forward(self, x, state=None):
+        T = x.size(1)
+        if state is None:
+            if T > self.cfg.context:
+                raise ValueError(
+                    f"transformer got {T} tokens without a state; at most context={self.cfg.context} "
+                    "(pass the returned state to feed longer sequences in pieces)"
+                )
+            position, caches, mask = 0, [None] * len(self.blocks), None
+        else:
+            position, caches = state
+            n_keys = caches[0][0].size(2) + T
+            mask = sliding_causal_mask(T, n_keys, self.cfg.context, x.device)
+        angles = torch.arange(position, position + T, device=x.device)[:, None] * self.inv_freq
+        cos, sin = angles.cos(), angles.sin()
+
+        h = self.dropout(self.embed(x))
+        new_caches = []
+        keep = self.cfg.context - 1
+        for block, cache in zip(self.blocks, caches):
+            h, (k, v) = block(h, cos, sin, cache, mask)
+            start = max(k.size(2) - keep, 0)
+            new_caches.append((k[:, :, start:], v[:, :, start:]))
+        logits = self.head(self.ln_final(h))
+        return logits, TransformerState(position + T, tuple(new_caches))

@@ -1,0 +1,149 @@
+"""Training from a RunConfig: corpus → model → Lightning Trainer → a run directory."""
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger
+
+from seqkit.checkpoint import export_weights, read_run_info, save_run_info, update_run_info
+from seqkit.config import RunConfig
+from seqkit.data import TokenData, load_corpus
+from seqkit.models import count_parameters
+from seqkit.tokenizers import tokenizer_from_dict
+from seqkit.module import SeqModule
+
+warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+warnings.filterwarnings("ignore", message=".*isinstance.*LeafSpec.*")
+
+
+def default_run_dir(cfg: RunConfig) -> Path:
+    name = Path(cfg.data.source).stem or "data"
+    return Path("checkpoints") / f"{cfg.model.family}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def check_devices(cfg: RunConfig) -> None:
+    accelerator, devices = cfg.train.accelerator, cfg.train.devices
+    if accelerator in ("gpu", "cuda"):
+        wanted = torch.cuda.device_count() if devices in ("auto", "-1") else _device_count(devices)
+        if torch.cuda.device_count() < max(wanted, 1):
+            raise ValueError(f"asked for {max(wanted, 1)} GPU(s) but this machine has {torch.cuda.device_count()}: "
+                             "use --accelerator cpu or fewer --devices")
+
+
+def _device_count(devices: str) -> int:
+    return len(devices.split(",")) if "," in devices else int(devices)
+
+
+class Throughput(Callback):
+    """Train tokens per second over the run, excluding validation."""
+
+    def __init__(self, tokens_per_step: int):
+        self.tokens_per_step, self.train_seconds, self.steps, self._t = tokens_per_step, 0.0, 0, None
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self._t = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.train_seconds += time.perf_counter() - self._t
+        self.steps += 1
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.steps * self.tokens_per_step / max(self.train_seconds, 1e-9)
+
+
+def train(cfg: RunConfig, resume: bool = False, callbacks: list | None = None) -> Path:
+    """Train a model as `cfg` says; returns the run directory. `resume` continues its last checkpoint."""
+    run_dir = Path(cfg.train.out) if cfg.train.out else default_run_dir(cfg)
+    ckpt_path = None
+    if resume:
+        run_dir, info = read_run_info(run_dir)
+        cfg = RunConfig.from_dict({**info["config"], "train": {**info["config"]["train"], **_resume_overrides(cfg)}})
+        ckpt_path = run_dir / "ckpt" / "last.ckpt"
+        if not ckpt_path.is_file():
+            raise ValueError(f"{run_dir}: no ckpt/last.ckpt to resume from")
+    check_devices(cfg)
+    pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
+
+    tokenizer = None
+    if resume:
+        tokenizer = tokenizer_from_dict(json.loads((run_dir / "tokenizer.json").read_text()))
+    corpus = load_corpus(cfg.data, tokenizer)
+    cfg.model.vocab_size = corpus.tokenizer.vocab_size
+    cfg.model.frames = cfg.data.tokenizer == "pianoroll"
+    data = make_datamodule(cfg, corpus)
+    module = SeqModule(cfg.model.__dict__, cfg.train.__dict__, corpus.chars_per_token)
+    if cfg.train.compile:
+        module.model.compile()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        save_run_info(run_dir, cfg, corpus.tokenizer, parameters=count_parameters(module.model))
+
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "ckpt", filename="best", monitor="val/loss", mode="min",
+                                 save_last=True, save_top_k=1, auto_insert_metric_name=False)
+    throughput = Throughput(cfg.train.batch_size * cfg.model.context)
+    all_callbacks = [checkpoint, throughput, *(callbacks or [])]
+    if cfg.train.early_stopping:
+        all_callbacks.append(EarlyStopping("val/loss", patience=cfg.train.early_stopping, check_finite=True))
+    loggers = [CSVLogger(run_dir, name="logs", version="")]
+    if cfg.train.wandb:
+        from seqkit.tracking import SampleTable, make_wandb_logger
+        logger = make_wandb_logger(cfg, run_dir)
+        if logger is not None:
+            loggers.append(logger)
+            all_callbacks.append(SampleTable(corpus.tokenizer))
+
+    trainer = pl.Trainer(
+        max_steps=cfg.train.max_steps, val_check_interval=min(cfg.train.val_every, cfg.train.max_steps),
+        check_val_every_n_epoch=None, limit_val_batches=cfg.train.val_batches, num_sanity_val_steps=0,
+        accelerator=cfg.train.accelerator, devices=_devices_arg(cfg.train.devices), strategy=cfg.train.strategy,
+        num_nodes=cfg.train.num_nodes, precision=cfg.train.precision, logger=loggers, callbacks=all_callbacks,
+        enable_progress_bar=cfg.train.progress, enable_model_summary=False, log_every_n_steps=10,
+        default_root_dir=run_dir)
+    started = time.time()
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    except FloatingPointError as e:
+        raise ValueError(f"training diverged: {e}; the last good checkpoint stays in {run_dir / 'ckpt'}; "
+                         "try a lower --lr or more warmup") from None
+    if trainer.global_rank == 0:
+        best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else run_dir / "ckpt" / "last.ckpt"
+        export_weights(run_dir, best)
+        best_loss = _float(checkpoint.best_model_score)
+        update_run_info(run_dir, summary={
+            "steps": trainer.global_step, "best_val_loss": best_loss,
+            **({"best_val_bits_per_char": best_loss / math.log(2) / corpus.chars_per_token}
+               if corpus.chars_per_token and best_loss is not None else {}),
+            "train_tokens_per_second": round(throughput.tokens_per_second),
+            "wall_seconds": round(time.time() - started, 1), "device": str(module.device)})
+    return run_dir
+
+
+def make_datamodule(cfg: RunConfig, corpus):
+    if cfg.model.frames:
+        from seqkit.music.frames import FrameData
+        return FrameData(corpus, cfg.model.context, cfg.train.batch_size, cfg.train.seed, cfg.train.val_batches)
+    return TokenData(corpus, cfg.model.context, cfg.train.batch_size, cfg.train.seed, cfg.train.val_batches)
+
+
+def _resume_overrides(cfg: RunConfig) -> dict:
+    """On resume only the step budget and hardware may change."""
+    keep = ("max_steps", "accelerator", "devices", "strategy", "num_nodes", "progress")
+    return {k: getattr(cfg.train, k) for k in keep}
+
+
+def _devices_arg(devices: str):
+    return int(devices) if devices.lstrip("-").isdigit() else devices
+
+
+def _float(x):
+    return None if x is None else float(x)
+

@@ -1,0 +1,190 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from seqkit.models import FAMILIES, ModelConfig, build_model, count_parameters
+
+V = 11
+CONTEXT = 16
+TINY = dict(vocab_size=V, context=CONTEXT, window=4, d_embed=16, d_hidden=32, n_layers=2, n_heads=2)
+
+
+def make(family, frames=False, **overrides):
+    torch.manual_seed(0)
+    return build_model(ModelConfig(family=family, frames=frames, **{**TINY, **overrides})).eval()
+
+
+def sample_inputs(frames, batch=2, length=CONTEXT, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    if frames:
+        return (torch.rand(batch, length, V, generator=generator) < 0.3).float()
+    return torch.randint(V, (batch, length), generator=generator)
+
+
+def run_in_chunks(model, x, sizes):
+    assert sum(sizes) == x.size(1)
+    state, pieces, start = None, [], 0
+    for size in sizes:
+        logits, state = model(x[:, start:start + size], state)
+        pieces.append(logits)
+        start += size
+    return torch.cat(pieces, dim=1), state
+
+
+families = pytest.mark.parametrize("family", list(FAMILIES))
+ids_and_frames = pytest.mark.parametrize("frames", [False, True], ids=["ids", "frames"])
+
+
+@families
+@ids_and_frames
+def test_output_shape_and_loss_at_init_is_near_uniform(family, frames):
+    x = sample_inputs(frames, batch=3)
+    logits, _ = make(family, frames)(x)
+    assert logits.shape == (3, CONTEXT, V)
+    if frames:
+        loss = F.binary_cross_entropy_with_logits(logits, x)
+        assert abs(loss.item() - math.log(2)) < 0.1
+    else:
+        loss = F.cross_entropy(logits.reshape(-1, V), x.reshape(-1))
+        assert abs(loss.item() - math.log(V)) < 0.3
+
+
+@families
+@ids_and_frames
+def test_changing_an_input_never_changes_earlier_logits(family, frames):
+    model = make(family, frames)
+    x = sample_inputs(frames)
+    t = 7
+    changed = x.clone()
+    if frames:
+        changed[:, t] = 1 - changed[:, t]
+    else:
+        changed[:, t] = (changed[:, t] + 1) % V
+    before, _ = model(x)
+    after, _ = model(changed)
+    torch.testing.assert_close(after[:, :t], before[:, :t], rtol=0, atol=0)
+    assert not torch.allclose(after[:, t], before[:, t])
+
+
+@families
+@ids_and_frames
+@pytest.mark.parametrize("sizes", [[1] * CONTEXT, [3, 1, 5, 7]], ids=["one_by_one", "uneven_chunks"])
+def test_feeding_in_pieces_matches_one_full_call(family, frames, sizes):
+    model = make(family, frames)
+    x = sample_inputs(frames)
+    full, _ = model(x)
+    pieces, _ = run_in_chunks(model, x, sizes)
+    torch.testing.assert_close(pieces, full, rtol=0, atol=1e-5)
+
+
+def test_transformer_rejects_more_than_context_tokens_without_state():
+    with pytest.raises(ValueError, match="context"):
+        make("transformer")(sample_inputs(False, length=CONTEXT + 1))
+
+
+def test_transformer_cache_slides_past_context():
+    model = make("transformer")
+    x = sample_inputs(False, length=2 * CONTEXT + 8)
+    state, steps = None, []
+    for t in range(x.size(1)):
+        logits, state = model(x[:, t:t + 1], state)
+        steps.append(logits)
+        assert all(k.size(2) <= CONTEXT and v.size(2) <= CONTEXT for k, v in state.kv)
+    assert state.position == x.size(1)
+    one_by_one = torch.cat(steps, dim=1)
+
+    full, _ = model(x[:, :CONTEXT])
+    torch.testing.assert_close(one_by_one[:, :CONTEXT], full, rtol=0, atol=1e-5)
+    # Multi-token calls on top of a cache must apply the same sliding window.
+    chunked, _ = run_in_chunks(model, x, [3, 1, 5, 20, 11])
+    torch.testing.assert_close(chunked, one_by_one, rtol=0, atol=1e-5)
+
+
+def test_one_layer_transformer_past_context_sees_exactly_the_last_context_tokens():
+    # With one layer each position depends only on the tokens in its window, and rotary
+    # attention only on relative positions, so a fresh call over that window must agree.
+    model = make("transformer", n_layers=1)
+    x = sample_inputs(False, length=2 * CONTEXT + 8)
+    streamed, _ = run_in_chunks(model, x, [1] * x.size(1))
+    for t in range(CONTEXT, x.size(1), 5):
+        fresh, _ = model(x[:, t + 1 - CONTEXT:t + 1])
+        torch.testing.assert_close(streamed[:, t], fresh[:, -1], rtol=0, atol=1e-4)
+
+
+@families
+def test_overfits_one_small_batch(family):
+    torch.manual_seed(0)
+    sequence = torch.randint(V, (4, CONTEXT + 1))
+    sequence[:, 0] = torch.arange(4)  # distinct first tokens, so the first prediction is learnable
+    x, y = sequence[:, :-1], sequence[:, 1:]
+    model = make(family).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(400):
+        logits, _ = model(x)
+        loss = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
+        if loss.item() < 0.1:
+            break
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.1
+
+
+def test_elman_sigmoid_loop_matches_a_hand_computed_reference():
+    model = make("elman", activation="sigmoid")
+    x = sample_inputs(False, length=5)
+    logits, state = model(x)
+
+    rnn = model.rnn
+    layer_input = model.embed(x)
+    last_hidden = []
+    for layer in range(rnn.num_layers):
+        w_ih, w_hh = getattr(rnn, f"weight_ih_l{layer}"), getattr(rnn, f"weight_hh_l{layer}")
+        b_ih, b_hh = getattr(rnn, f"bias_ih_l{layer}"), getattr(rnn, f"bias_hh_l{layer}")
+        h = torch.zeros(x.size(0), rnn.hidden_size)
+        outputs = []
+        for t in range(x.size(1)):
+            h = torch.sigmoid(layer_input[:, t] @ w_ih.T + b_ih + h @ w_hh.T + b_hh)
+            outputs.append(h)
+        layer_input = torch.stack(outputs, dim=1)
+        last_hidden.append(h)
+
+    torch.testing.assert_close(logits, model.head(layer_input))
+    torch.testing.assert_close(state, torch.stack(last_hidden))
+
+
+def test_elman_state_dict_is_the_same_for_every_activation():
+    tanh = make("elman", activation="tanh").state_dict()
+    for activation in ("relu", "leaky_relu", "sigmoid"):
+        other = make("elman", activation=activation)
+        assert list(other.state_dict()) == list(tanh)
+        other.load_state_dict(tanh)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(family="gru"), "family 'gru'.*lstm"),
+        (dict(activation="swish"), "activation 'swish'.*leaky_relu"),
+        (dict(vocab_size=0), "vocab_size"),
+        (dict(window=0), "window"),
+        (dict(n_layers=0), "n_layers"),
+        (dict(dropout=1.0), "dropout"),
+        (dict(dropout=-0.1), "dropout"),
+        (dict(family="transformer", d_embed=16, n_heads=3), "n_heads"),
+        (dict(family="transformer", d_embed=6, n_heads=2), "even"),
+    ],
+)
+def test_build_model_rejects_bad_configs(overrides, message):
+    cfg = ModelConfig(**{**TINY, "family": "lstm", **overrides})
+    with pytest.raises(ValueError, match=message):
+        build_model(cfg)
+
+
+def test_count_parameters_counts_tied_weights_once():
+    tied = make("transformer", tie_weights=True)
+    untied = make("transformer", tie_weights=False)
+    assert tied.head.weight is tied.embed.weight
+    assert count_parameters(untied) - count_parameters(tied) == V * TINY["d_embed"]
