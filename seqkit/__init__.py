@@ -10,5 +10,5 @@ def load(run_dir, device=None):
 
 def train(config, resume: bool = False):
     """Train from a seqkit.config.RunConfig; returns the run directory."""
-    from seqkit.train import train as _train
+    from seqkit.training import train as _train
     return _train(config, resume=resume)

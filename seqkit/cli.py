@@ -55,7 +55,7 @@ def train(
     """Train a model; prints the run directory at the end."""
     from seqkit.config import RunConfig, apply_dict, apply_overrides, load_yaml, set_value
     from seqkit.data import default_tokenizer
-    from seqkit.train import train as run_training
+    from seqkit.training import train as run_training
 
     cfg = RunConfig()
     if config:

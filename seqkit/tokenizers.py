@@ -93,10 +93,11 @@ class SentencePieceTokenizer:
                 normalization_rule_name="identity", remove_extra_whitespaces=False, add_dummy_prefix=False,
                 byte_fallback=True, character_coverage=1.0, max_sentence_length=1 << 16,
                 input_sentence_size=2_000_000, shuffle_input_sentence=True,
-                bos_id=-1, eos_id=-1, unk_id=0, minloglevel=2, num_threads=2)
+                bos_id=-1, eos_id=-1, unk_id=0, minloglevel=2, num_threads=2,
+                hard_vocab_limit=kind == "bpe")  # unigram: vocab_size is a ceiling on small corpora
         except RuntimeError as e:
             raise ValueError(f"sentencepiece could not train a {kind} vocabulary of {vocab_size}: "
-                             f"{str(e).splitlines()[-1]} (try a smaller --vocab-size)") from None
+                             f"{str(e).splitlines()[-1].split('] ')[-1]} (try a smaller --vocab-size)") from None
         return cls(kind, proto.getvalue())
 
     def encode(self, text: str) -> list[int]:

@@ -1,0 +1,47 @@
+import os
+import sys
+import warnings
+
+import pytest
+
+os.environ["WANDB_MODE"] = "offline"
+os.environ["WANDB_SILENT"] = "true"
+os.environ.setdefault("MPLBACKEND", "Agg")
+warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+TEXT = ("It was the best of times, it was the worst of times, it was the age of wisdom, "
+        "it was the age of foolishness.\n") * 40
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text(TEXT)
+    return path
+
+
+def tiny_config(source, family="lstm", out="", steps=6, tokenizer="char", cache_dir=None):
+    from seqkit.config import RunConfig
+
+    cfg = RunConfig()
+    cfg.data.source, cfg.data.tokenizer = str(source), tokenizer
+    cfg.data.cache_dir = str(cache_dir) if cache_dir else str(os.path.join(os.path.dirname(str(source)), "cache"))
+    cfg.model.family, cfg.model.context, cfg.model.window = family, 16, 4
+    cfg.model.d_embed, cfg.model.d_hidden, cfg.model.n_layers, cfg.model.n_heads = 16, 32, 1, 2
+    cfg.train.max_steps, cfg.train.batch_size, cfg.train.val_every, cfg.train.val_batches = steps, 8, 3, 2
+    cfg.train.lr, cfg.train.warmup_steps, cfg.train.progress, cfg.train.accelerator = 3e-3, 2, False, "cpu"
+    cfg.train.out = str(out)
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """One tiny LSTM run on a small text, shared by tests that only read it."""
+    import seqkit
+
+    root = tmp_path_factory.mktemp("run")
+    (root / "corpus.txt").write_text(TEXT)
+    return seqkit.train(tiny_config(root / "corpus.txt", out=root / "run", steps=20))
+
+
+sys.path.insert(0, os.path.dirname(__file__))

@@ -1,0 +1,83 @@
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from seqkit.cli import app
+
+runner = CliRunner()
+TINY = ["--context", "16", "--max-steps", "6", "--batch-size", "8", "--accelerator", "cpu",
+        "--set", "model.d_embed=16", "--set", "model.d_hidden=32", "--set", "train.val_every=3",
+        "--set", "train.val_batches=2", "--set", "train.progress=false"]
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_train_generate_eval_info_end_to_end(text_file, tmp_path):
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "seqkit.cli", "train", str(text_file), "--model", "transformer",
+                             "--tokenizer", "bpe", "--vocab-size", "300", "--out", str(out),
+                             "--set", f"data.cache_dir={tmp_path / 'cache'}", *TINY],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert f"run directory: {out}" in result.stdout
+    generated = invoke("generate", out, "--prompt", "it was", "--max-new-tokens", "15", "--seed", "1")
+    assert generated.exit_code == 0 and generated.stdout.startswith("it was")
+    several = invoke("generate", out, "--num-samples", "3", "--max-new-tokens", "5", "--top-k", "5", "--top-p", "0.9")
+    assert several.stdout.count("--- sample") == 3
+    evaluated = invoke("eval", out, text_file)
+    assert evaluated.exit_code == 0 and "bits_per_char" in evaluated.stdout
+    info = invoke("info", out)
+    assert "transformer" in info.stdout and "bpe" in info.stdout and "parameters" in info.stdout
+
+
+def test_config_file_is_read(text_file, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("model:\n  family: ar\n  window: 3\ntrain:\n  max_steps: 4\n")
+    result = invoke("train", text_file, "--config", config, "--out", tmp_path / "run", *TINY[:2], "--batch-size", "4",
+                    "--set", "train.progress=false", "--set", f"data.cache_dir={tmp_path / 'cache'}",
+                    "--set", "train.val_every=2")
+    assert result.exit_code == 0, result.output
+    info = invoke("info", tmp_path / "run").stdout
+    assert "family     ar" in info and "window=3" in info and "steps      4" in info
+
+
+def test_tokenize_round_trip(text_file, tmp_path):
+    for kind in ("char", "byte", "unigram"):
+        out = tmp_path / f"back-{kind}.txt"
+        result = invoke("tokenize", text_file, "--tokenizer", kind, "--vocab-size", "280", "--roundtrip", out)
+        assert result.exit_code == 0, result.output
+        assert out.read_bytes() == text_file.read_bytes()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "no/such/file.txt"], "no such file"),
+    (["train", "{empty}"], "empty"),
+    (["train", "{binary}"], "not UTF-8"),
+    (["train", "{short}", "--context", "64"], "fewer than the context"),
+    (["train", "{text}", "--model", "gru"], "unknown model family"),
+    (["train", "{text}", "--set", "model.widht=3"], "unknown config key"),
+    (["train", "{text}", "--accelerator", "gpu", "--devices", "1"], "GPU"),
+    (["generate", "no/such/run"], "no such run"),
+    (["generate", "{tmp}"], "not a seqkit run"),
+    (["info", "{text}"], "not a seqkit run"),
+])
+def test_bad_input_is_one_line_and_exit_1(args, message, text_file, tmp_path):
+    files = {"{empty}": tmp_path / "empty.txt", "{binary}": tmp_path / "blob.txt", "{short}": tmp_path / "short.txt",
+             "{text}": text_file, "{tmp}": tmp_path}
+    files["{empty}"].write_text("")
+    files["{binary}"].write_bytes(bytes(range(256)) * 4)
+    files["{short}"].write_text("too short")
+    args = [str(files.get(a, a)) for a in args] + ["--out", str(tmp_path / "out")] * (args[0] == "train")
+    result = invoke(*args, *(["--set", f"data.cache_dir={tmp_path / 'cache'}"] if args[0] == "train" else []))
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+
+
+def test_prompt_outside_char_vocabulary(trained_run):
+    result = invoke("generate", trained_run, "--prompt", "ζ§")
+    assert result.exit_code == 1 and "'ζ'" in result.stderr and "'§'" in result.stderr
