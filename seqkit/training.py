@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
+import statistics
 import time
 import warnings
 from pathlib import Path
@@ -19,6 +21,8 @@ from seqkit.models import count_parameters
 from seqkit.tokenizers import tokenizer_from_dict
 from seqkit.module import SeqModule
 
+# Lightning's start-up banners (GPU available, tips) are noise on every run; warnings still show.
+logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=".*isinstance.*LeafSpec.*")
@@ -43,21 +47,22 @@ def _device_count(devices: str) -> int:
 
 
 class Throughput(Callback):
-    """Train tokens per second over the run, excluding validation."""
+    """Train tokens per second from the median time between consecutive steps (data loading and
+    Lightning's own work included; the occasional validation is outvoted)."""
 
     def __init__(self, tokens_per_step: int):
-        self.tokens_per_step, self.train_seconds, self.steps, self._t = tokens_per_step, 0.0, 0, None
+        self.tokens_per_step, self.starts = tokens_per_step, []
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        self._t = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        self.train_seconds += time.perf_counter() - self._t
-        self.steps += 1
+        self.starts.append(time.perf_counter())
 
     @property
-    def tokens_per_second(self) -> float:
-        return self.steps * self.tokens_per_step / max(self.train_seconds, 1e-9)
+    def seconds_per_step(self) -> float | None:
+        return statistics.median(b - a for a, b in zip(self.starts, self.starts[1:])) if len(self.starts) > 2 else None
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        return self.tokens_per_step / self.seconds_per_step if self.seconds_per_step else None
 
 
 def train(cfg: RunConfig, resume: bool = False, callbacks: list | None = None) -> Path:
@@ -122,7 +127,8 @@ def train(cfg: RunConfig, resume: bool = False, callbacks: list | None = None) -
             "steps": trainer.global_step, "best_val_loss": best_loss,
             **({"best_val_bits_per_char": best_loss / math.log(2) / corpus.chars_per_token}
                if corpus.chars_per_token and best_loss is not None else {}),
-            "train_tokens_per_second": round(throughput.tokens_per_second),
+            "train_tokens_per_second": throughput.tokens_per_second and round(throughput.tokens_per_second),
+            "ms_per_step": throughput.seconds_per_step and round(1000 * throughput.seconds_per_step, 2),
             "wall_seconds": round(time.time() - started, 1), "device": str(module.device)})
     return run_dir
 

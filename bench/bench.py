@@ -1,0 +1,160 @@
+"""seqkit benchmarks: prints tables, asserts nothing. `make bench` runs it; `--quick` for a smoke run.
+
+1. every family on a text corpus (char level) on one fixed budget: val bits/char, train tokens/s, sampling tokens/s
+2. `seqkit train` against a plain PyTorch loop on the same model, batch and data (lstm, transformer)
+3. music tokenisation of the `bach` built-in, cold and warm cache
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+warnings.filterwarnings("ignore")
+ROOT = Path(__file__).resolve().parents[1]
+SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
+
+
+def text_config(source: str, family: str, steps: int, out: Path, cache: Path):
+    from seqkit.config import RunConfig
+
+    cfg = RunConfig()
+    cfg.data.source, cfg.data.cache_dir = source, str(cache)
+    cfg.model.family, cfg.model.context, cfg.model.window = family, 64, 16
+    cfg.model.d_embed, cfg.model.d_hidden, cfg.model.n_layers, cfg.model.n_heads = 64, 256, 2, 4
+    if family == "transformer":
+        cfg.model.d_embed = 128
+    cfg.train.max_steps, cfg.train.batch_size, cfg.train.lr = steps, 32, 3e-3
+    cfg.train.val_every, cfg.train.val_batches, cfg.train.warmup_steps = steps, 50, 20
+    cfg.train.progress, cfg.train.accelerator, cfg.train.out = False, "cpu", str(out)
+    return cfg
+
+
+def sampling_speed(trained, new_tokens: int = 200) -> float:
+    start = time.perf_counter()
+    for _ in trained.stream("\n", max_new_tokens=new_tokens, seed=0):
+        pass
+    return new_tokens / (time.perf_counter() - start)
+
+
+def table(title: str, header: list[str], rows: list[list]) -> None:
+    print(f"\n## {title}\n")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(f"{v:,.3f}" if isinstance(v, float) and v < 100 else
+                                f"{v:,.0f}" if isinstance(v, (int, float)) else str(v) for v in row) + " |")
+    sys.stdout.flush()
+
+
+def bench_families(source: str, steps: int, work: Path) -> None:
+    import seqkit
+    from seqkit.models import FAMILIES
+
+    rows = []
+    for family in FAMILIES:
+        start = time.perf_counter()
+        run_dir = seqkit.train(text_config(source, family, steps, work / family, work / "cache"))
+        wall = time.perf_counter() - start
+        trained = seqkit.load(run_dir)
+        summary = trained.info["summary"]
+        rows.append([family, trained.num_parameters, summary["best_val_bits_per_char"],
+                     summary["train_tokens_per_second"], sampling_speed(trained), wall])
+    table(f"Families on {Path(source).name}, char level, {steps} steps of 32 x 64 tokens (CPU, {torch.get_num_threads()} threads)",
+          ["family", "parameters", "val bits/char", "train tokens/s", "sampling tokens/s (batch 1)", "wall s"], rows)
+
+
+def plain_loop_ms(cfg, corpus, steps: int) -> float:
+    """The same model, batches and optimizer in a bare PyTorch loop: the floor seqkit is measured against."""
+    from seqkit.data import RandomWindows
+    from seqkit.models import build_model
+    from seqkit.module import sequence_loss
+
+    cfg.model.vocab_size = corpus.tokenizer.vocab_size
+    model = build_model(cfg.model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr)
+    batches = iter(RandomWindows(corpus.train, cfg.model.context, cfg.train.batch_size, seed=0))
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        loss, _ = sequence_loss(model, next(batches), False)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def bench_overhead(source: str, steps: int, work: Path) -> None:
+    import seqkit
+    from seqkit.data import load_corpus
+
+    rows = []
+    for family in ("lstm", "transformer"):
+        cfg = text_config(source, family, steps, work / f"overhead-{family}", work / "cache")
+        corpus = load_corpus(cfg.data)
+        plain = plain_loop_ms(cfg, corpus, steps)
+        cfg = text_config(source, family, steps, work / f"overhead-{family}", work / "cache")
+        cfg.train.val_every = steps * 10
+        ours = json.loads((seqkit.train(cfg) / "run.json").read_text())["summary"]["ms_per_step"]
+        rows.append([family, plain, ours, f"{100 * (ours / plain - 1):+.1f}%"])
+    table("`seqkit train` vs a plain PyTorch loop (median ms per step, same model/batch/data, CPU)",
+          ["family", "plain loop ms", "seqkit ms", "overhead"], rows)
+
+
+def bench_music(work: Path) -> None:
+    from seqkit.music.corpus import bach_pieces, tokenize_pieces
+    from seqkit.music.tokenizer import MidiTokenizer
+
+    pieces, tokenizer, cache = bach_pieces(), MidiTokenizer(), work / "music-cache"
+    rows = []
+    for label in ("cold", "warm"):
+        start = time.perf_counter()
+        sequences, skipped = tokenize_pieces(pieces, tokenizer, cache, progress=False)
+        seconds = time.perf_counter() - start
+        rows.append([label, len(sequences), len(skipped), seconds, len(pieces) / seconds])
+    midi_dir = work / "bach-midi"
+    midi_dir.mkdir()
+    for i, ids in enumerate(sequences[:100]):
+        tokenizer.write_midi(ids, midi_dir / f"{i:03d}.mid")
+    files = sorted(midi_dir.glob("*.mid"))
+    start = time.perf_counter()
+    for f in files:
+        tokenizer.encode_file(f)
+    seconds = time.perf_counter() - start
+    rows.append(["MIDI files, 1 core", len(files), 0, seconds, len(files) / seconds])
+    table(f"Music tokenisation (`bach` built-in from MusicXML, {os.cpu_count()} cores; then .mid files read "
+          "with music21's low-level reader)", ["run", "pieces", "skipped", "seconds", "files/s"], rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny budgets, to check the script runs")
+    parser.add_argument("--only", choices=["families", "overhead", "music"], default=None)
+    args = parser.parse_args()
+    source = str(SHAKESPEARE) if SHAKESPEARE.exists() else "pydoc"
+    steps = 20 if args.quick else 300
+    work = Path(tempfile.mkdtemp(prefix="seqkit-bench-"))
+    try:
+        if args.only in (None, "families"):
+            bench_families(source, steps, work)
+        if args.only in (None, "overhead"):
+            bench_overhead(source, 20 if args.quick else 100, work)
+        if args.only in (None, "music"):
+            bench_music(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
