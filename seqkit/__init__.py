@@ -8,7 +8,13 @@ def load(run_dir, device=None):
     return _load(run_dir, device)
 
 
-def train(config, resume: bool = False):
+def train(config, callbacks=None):
     """Train from a seqkit.config.RunConfig; returns the run directory."""
     from seqkit.training import train as _train
-    return _train(config, resume=resume)
+    return _train(config, callbacks)
+
+
+def resume(run_dir, overrides=(), callbacks=None):
+    """Continue a run from its last checkpoint; `overrides` like ["train.max_steps=5000"]."""
+    from seqkit.training import resume as _resume
+    return _resume(run_dir, overrides, callbacks)

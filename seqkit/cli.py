@@ -55,8 +55,16 @@ def train(
     """Train a model; prints the run directory at the end."""
     from seqkit.config import RunConfig, apply_dict, apply_overrides, load_yaml, set_value
     from seqkit.data import default_tokenizer
-    from seqkit.training import train as run_training
+    from seqkit.training import resume as resume_training, train as run_training
 
+    if resume:
+        if not out:
+            raise ValueError("--resume needs --out RUN_DIR (the run to continue)")
+        changes = {"train.max_steps": max_steps, "train.accelerator": accelerator, "train.devices": devices,
+                   "train.strategy": strategy, "train.num_nodes": num_nodes, "train.wandb": wandb}
+        overrides = [f"{k}={v}" for k, v in changes.items() if v is not None] + list(set_)
+        typer.echo(f"run directory: {resume_training(out, overrides)}")
+        return
     cfg = RunConfig()
     if config:
         apply_dict(cfg, load_yaml(config))
@@ -71,9 +79,7 @@ def train(
     apply_overrides(cfg, set_)
     if tokenizer is None and not (config and "tokenizer" in load_yaml(config).get("data", {})):
         cfg.data.tokenizer = default_tokenizer(cfg.data.source)
-    if resume and not out:
-        raise ValueError("--resume needs --out RUN_DIR (the run to continue)")
-    run_dir = run_training(cfg, resume=resume)
+    run_dir = run_training(cfg)
     typer.echo(f"run directory: {run_dir}")
 
 

@@ -192,6 +192,12 @@ class Windows(Dataset):
         return torch.from_numpy(self.tokens[s:s + self.context + 1].astype(np.int64))
 
 
+def _own_generator() -> torch.Generator:
+    # A DataLoader draws a seed from the global RNG each time it starts unless it has its own generator;
+    # that draw would shift dropout's random stream between a straight run and a resumed one.
+    return torch.Generator().manual_seed(0)
+
+
 def check_length(tokens: np.ndarray, context: int, what: str) -> None:
     if len(tokens) < context + 2:
         raise ValueError(f"the {what} split has {len(tokens)} tokens, fewer than the context of {context} + 2: "
@@ -211,11 +217,11 @@ class TokenData(pl.LightningDataModule):
         step = trainer.global_step if trainer is not None else 0
         rank = trainer.global_rank if trainer is not None else 0
         windows = RandomWindows(self.corpus.train, self.context, self.batch_size, self.seed, step, rank)
-        return DataLoader(windows, batch_size=None, pin_memory=torch.cuda.is_available())
+        return DataLoader(windows, batch_size=None, pin_memory=torch.cuda.is_available(), generator=_own_generator())
 
     def val_dataloader(self):
         windows = Windows(self.corpus.val, self.context, self.val_batches * self.batch_size)
-        return DataLoader(windows, batch_size=self.batch_size, shuffle=False)
+        return DataLoader(windows, batch_size=self.batch_size, shuffle=False, generator=_own_generator())
 
 
 def cpu_count() -> int:

@@ -81,6 +81,18 @@ class SeqModule(pl.LightningModule):
         for name, value in metrics_from_loss(loss, self.chars_per_token, self.model_cfg.frames).items():
             self.log(f"val/{name}", value, prog_bar=name == "loss", sync_dist=False)
 
+    def on_save_checkpoint(self, checkpoint):
+        # Dropout's random stream, so a resumed run continues exactly where the saved one was.
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            checkpoint["cuda_rng_state"] = torch.cuda.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint):
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])
+        if "cuda_rng_state" in checkpoint and torch.cuda.is_available():
+            torch.cuda.set_rng_state(checkpoint["cuda_rng_state"])
+
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
         # One pass computes the norm for logging and clips with it.
         norm = torch.nn.utils.clip_grad_norm_(self.parameters(), self.cfg.grad_clip or float("inf"))

@@ -13,9 +13,11 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from seqkit.checkpoint import export_weights, read_run_info, save_run_info, update_run_info
-from seqkit.config import RunConfig
+from seqkit.config import RunConfig, apply_overrides
+from seqkit.io import atomic_path
 from seqkit.data import TokenData, load_corpus
 from seqkit.models import count_parameters
 from seqkit.tokenizers import tokenizer_from_dict
@@ -65,22 +67,37 @@ class Throughput(Callback):
         return self.tokens_per_step / self.seconds_per_step if self.seconds_per_step else None
 
 
-def train(cfg: RunConfig, resume: bool = False, callbacks: list | None = None) -> Path:
-    """Train a model as `cfg` says; returns the run directory. `resume` continues its last checkpoint."""
+def train(cfg: RunConfig, callbacks: list | None = None) -> Path:
+    """Train a new model as `cfg` says; returns its run directory."""
     run_dir = Path(cfg.train.out) if cfg.train.out else default_run_dir(cfg)
-    ckpt_path = None
-    if resume:
-        run_dir, info = read_run_info(run_dir)
-        cfg = RunConfig.from_dict({**info["config"], "train": {**info["config"]["train"], **_resume_overrides(cfg)}})
-        ckpt_path = run_dir / "ckpt" / "last.ckpt"
-        if not ckpt_path.is_file():
-            raise ValueError(f"{run_dir}: no ckpt/last.ckpt to resume from")
+    if (run_dir / "run.json").exists():
+        raise ValueError(f"{run_dir} already holds a run: add --resume to continue it, or choose another --out")
+    return _fit(cfg, run_dir, None, callbacks)
+
+
+def resume(run_dir: str | Path, overrides: list[str] = (), callbacks: list | None = None) -> Path:
+    """Continue a run from ckpt/last.ckpt: weights, optimizer, schedule, RNG and data position.
+    `overrides` (`train.max_steps=5000`, ...) may change the budget and hardware, nothing else."""
+    run_dir, info = read_run_info(run_dir)
+    cfg = RunConfig.from_dict(info["config"])
+    for item in overrides:
+        if item.partition("=")[0].strip() not in RESUMABLE:
+            raise ValueError(f"cannot change {item.partition('=')[0]} when resuming; only {', '.join(RESUMABLE)}")
+    apply_overrides(cfg, list(overrides))
+    last = run_dir / "ckpt" / "last.ckpt"
+    if not last.is_file():
+        raise ValueError(f"{run_dir}: no ckpt/last.ckpt to resume from (no validation had finished)")
+    tokenizer = tokenizer_from_dict(json.loads((run_dir / "tokenizer.json").read_text()))
+    return _fit(cfg, run_dir, last, callbacks, tokenizer)
+
+
+RESUMABLE = ("train.max_steps", "train.accelerator", "train.devices", "train.strategy", "train.num_nodes",
+             "train.progress", "train.wandb")
+
+
+def _fit(cfg: RunConfig, run_dir: Path, ckpt_path: Path | None, callbacks: list | None, tokenizer=None) -> Path:
     check_devices(cfg)
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
-
-    tokenizer = None
-    if resume:
-        tokenizer = tokenizer_from_dict(json.loads((run_dir / "tokenizer.json").read_text()))
     corpus = load_corpus(cfg.data, tokenizer)
     cfg.model.vocab_size = corpus.tokenizer.vocab_size
     cfg.model.frames = cfg.data.tokenizer == "pianoroll"
@@ -88,8 +105,7 @@ def train(cfg: RunConfig, resume: bool = False, callbacks: list | None = None) -
     module = SeqModule(cfg.model.__dict__, cfg.train.__dict__, corpus.chars_per_token)
     if cfg.train.compile:
         module.model.compile()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not resume:
+    if ckpt_path is None:
         save_run_info(run_dir, cfg, corpus.tokenizer, parameters=count_parameters(module.model))
 
     checkpoint = ModelCheckpoint(dirpath=run_dir / "ckpt", filename="best", monitor="val/loss", mode="min",
@@ -98,7 +114,8 @@ def train(cfg: RunConfig, resume: bool = False, callbacks: list | None = None) -
     all_callbacks = [checkpoint, throughput, *(callbacks or [])]
     if cfg.train.early_stopping:
         all_callbacks.append(EarlyStopping("val/loss", patience=cfg.train.early_stopping, check_finite=True))
-    loggers = [CSVLogger(run_dir, name="logs", version="")]
+    # Lightning's CSV writer deletes an existing metrics.csv, so a resumed run logs beside it.
+    loggers = [CSVLogger(run_dir, name="logs", version="" if ckpt_path is None else f"resumed-{time.strftime('%Y%m%d-%H%M%S')}")]
     if cfg.train.wandb:
         from seqkit.tracking import SampleTable, make_wandb_logger
         logger = make_wandb_logger(cfg, run_dir)
@@ -111,14 +128,16 @@ def train(cfg: RunConfig, resume: bool = False, callbacks: list | None = None) -
         check_val_every_n_epoch=None, limit_val_batches=cfg.train.val_batches, num_sanity_val_steps=0,
         accelerator=cfg.train.accelerator, devices=_devices_arg(cfg.train.devices), strategy=cfg.train.strategy,
         num_nodes=cfg.train.num_nodes, precision=cfg.train.precision, logger=loggers, callbacks=all_callbacks,
-        enable_progress_bar=cfg.train.progress, enable_model_summary=False, log_every_n_steps=10,
-        default_root_dir=run_dir)
+        plugins=[AtomicCheckpointIO()], enable_progress_bar=cfg.train.progress, enable_model_summary=False,
+        log_every_n_steps=10, default_root_dir=run_dir)
     started = time.time()
     try:
         trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     except FloatingPointError as e:
         raise ValueError(f"training diverged: {e}; the last good checkpoint stays in {run_dir / 'ckpt'}; "
                          "try a lower --lr or more warmup") from None
+    finally:
+        _destroy_process_group()
     if trainer.global_rank == 0:
         best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else run_dir / "ckpt" / "last.ckpt"
         export_weights(run_dir, best)
@@ -133,17 +152,25 @@ def train(cfg: RunConfig, resume: bool = False, callbacks: list | None = None) -
     return run_dir
 
 
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning checkpoints written to a temp file and renamed: a kill never leaves a truncated one."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None):
+        with atomic_path(path) as tmp:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+
+
+def _destroy_process_group() -> None:
+    # Without this, torch 2.13 + Lightning DDP runs can abort at interpreter exit.
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
 def make_datamodule(cfg: RunConfig, corpus):
     if cfg.model.frames:
         from seqkit.music.frames import FrameData
         return FrameData(corpus, cfg.model.context, cfg.train.batch_size, cfg.train.seed, cfg.train.val_batches)
     return TokenData(corpus, cfg.model.context, cfg.train.batch_size, cfg.train.seed, cfg.train.val_batches)
-
-
-def _resume_overrides(cfg: RunConfig) -> dict:
-    """On resume only the step budget and hardware may change."""
-    keep = ("max_steps", "accelerator", "devices", "strategy", "num_nodes", "progress")
-    return {k: getattr(cfg.train, k) for k in keep}
 
 
 def _devices_arg(devices: str):

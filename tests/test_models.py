@@ -79,6 +79,24 @@ def test_feeding_in_pieces_matches_one_full_call(family, frames, sizes):
     torch.testing.assert_close(pieces, full, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "sigmoid"])
+def test_elman_in_pieces_matches_full_for_every_activation(activation):
+    model = make("elman", activation=activation)
+    x = sample_inputs(False)
+    full, _ = model(x)
+    pieces, _ = run_in_chunks(model, x, [3, 1, 5, 7])
+    torch.testing.assert_close(pieces, full, rtol=0, atol=1e-5)
+
+
+@families
+def test_dropout_acts_in_training_only(family):
+    model = make(family, dropout=0.5)
+    x = sample_inputs(False)
+    torch.testing.assert_close(model(x)[0], model(x)[0], rtol=0, atol=0)
+    model.train()
+    assert not torch.equal(model(x)[0], model(x)[0])
+
+
 def test_transformer_rejects_more_than_context_tokens_without_state():
     with pytest.raises(ValueError, match="context"):
         make("transformer")(sample_inputs(False, length=CONTEXT + 1))
@@ -113,12 +131,23 @@ def test_one_layer_transformer_past_context_sees_exactly_the_last_context_tokens
         torch.testing.assert_close(streamed[:, t], fresh[:, -1], rtol=0, atol=1e-4)
 
 
+def memorisable_batch(family, batch=4):
+    torch.manual_seed(0)
+    sequence = torch.randint(V, (batch, CONTEXT + 1))
+    sequence[:, 0] = torch.arange(batch)  # distinct first tokens, so the first prediction is learnable
+    if family == "jordan":
+        # Jordan's only memory is its own output distribution, which says little beyond the current
+        # token once predictions are confident; it plateaus near 0.3-0.45 on random ids. So its batch
+        # follows a random successor table: each token fixes the next.
+        successor = torch.randint(V, (V,))
+        for t in range(CONTEXT):
+            sequence[:, t + 1] = successor[sequence[:, t]]
+    return sequence[:, :-1], sequence[:, 1:]
+
+
 @families
 def test_overfits_one_small_batch(family):
-    torch.manual_seed(0)
-    sequence = torch.randint(V, (4, CONTEXT + 1))
-    sequence[:, 0] = torch.arange(4)  # distinct first tokens, so the first prediction is learnable
-    x, y = sequence[:, :-1], sequence[:, 1:]
+    x, y = memorisable_batch(family)
     model = make(family).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(400):

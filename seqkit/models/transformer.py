@@ -20,8 +20,20 @@ class TransformerState(NamedTuple):
     kv: tuple[tuple[torch.Tensor, torch.Tensor], ...]
 
 
+def rotary_angles(position, length, head_dim, device):
+    """(length, head_dim/2) rotation angles for absolute positions position..position+length-1.
+
+    Computed in float32 on every call: a buffer would be cast along with the model to bf16,
+    which cannot represent large positions times frequencies.
+    """
+    inv_freq = 10000.0 ** (-torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)
+    positions = torch.arange(position, position + length, device=device, dtype=torch.float32)
+    return torch.outer(positions, inv_freq)
+
+
 def rotate(x, cos, sin):
     """Rotary position embedding of x (..., T, head_dim), rotating pairs (i, i + head_dim/2)."""
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
@@ -96,10 +108,6 @@ class Transformer(nn.Module):
         self.head = nn.Linear(cfg.d_embed, cfg.vocab_size, bias=False)
         if cfg.tie_weights and not cfg.frames:
             self.head.weight = self.embed.weight
-        head_dim = cfg.d_embed // cfg.n_heads
-        self.register_buffer(
-            "inv_freq", 10000.0 ** (-torch.arange(0, head_dim, 2) / head_dim), persistent=False
-        )
         self.apply(self._init_weights)
         for block in self.blocks:  # residual projections scaled as in GPT-2
             for proj in (block.attn.proj, block.mlp[2]):
@@ -125,7 +133,7 @@ class Transformer(nn.Module):
             position, caches = state
             n_keys = caches[0][0].size(2) + T
             mask = sliding_causal_mask(T, n_keys, self.cfg.context, x.device)
-        angles = torch.arange(position, position + T, device=x.device)[:, None] * self.inv_freq
+        angles = rotary_angles(position, T, self.cfg.d_embed // self.cfg.n_heads, x.device)
         cos, sin = angles.cos(), angles.sin()
 
         h = self.dropout(self.embed(x))

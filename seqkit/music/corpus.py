@@ -22,6 +22,7 @@ from seqkit.music.tokenizer import MIDI_SUFFIXES, SCORE_SUFFIXES, MidiTokenizer
 CACHE_FORMAT = 1  # bump when the same settings would tokenise differently
 
 _PART = re.compile(rb"<part[\s>]")
+_STEP_SEMITONES = {b"C": 0, b"D": 2, b"E": 4, b"F": 5, b"G": 7, b"A": 9, b"B": 11}
 _PITCH = re.compile(rb"<step>\s*([A-G])\s*</step>\s*(?:<alter>\s*([-+.\d]+)\s*</alter>\s*)?<octave>\s*(\d+)")
 
 
@@ -47,7 +48,8 @@ def bach_pieces() -> list[str]:
 
 
 def _musicxml_part_pitches(path: Path) -> tuple:
-    """Per part, the sequence of spelled pitches: a fingerprint of the music, blind to layout and titles."""
+    """Per part, its sequence of pitches (as sounding, whatever the spelling): a fingerprint of the music,
+    blind to layout, titles and how a file encodes durations."""
     if path.suffix == ".mxl":
         with zipfile.ZipFile(path) as archive:
             container = archive.read("META-INF/container.xml")
@@ -55,7 +57,9 @@ def _musicxml_part_pitches(path: Path) -> tuple:
             xml = archive.read(root_file)
     else:
         xml = path.read_bytes()
-    return tuple(tuple(_PITCH.findall(part)) for part in _PART.split(xml)[1:])
+    return tuple(tuple(_STEP_SEMITONES[step] + round(float(alter or 0)) + 12 * int(octave)
+                       for step, alter, octave in _PITCH.findall(part))
+                 for part in _PART.split(xml)[1:])
 
 
 def music_files(folder_or_file) -> list[Path]:
@@ -106,20 +110,13 @@ def tokenize_pieces(pieces, tokenizer: MidiTokenizer, cache_dir, workers: int | 
     results = {key: _cached(cache_dir, key) for key in keys}
     todo = [(str(piece), key) for piece, key in zip(pieces, keys) if results[key] is None]
     todo = list({key: (piece, key) for piece, key in todo}.values())  # identical files: parse one
-    workers = min(workers or len(os.sched_getaffinity(0)), len(todo)) or 1
+    workers = min(workers or _cpu_count(), len(todo)) or 1
     encode = functools.partial(_encode_and_cache, tokenizer, cache_dir)
     with tqdm(total=len(todo), desc="tokenizing", unit="piece", file=sys.stderr,
               disable=not progress or not todo) as bar:
-        if workers == 1:  # no process start-up for a handful of files
-            done = map(encode, todo)
-        else:
-            pool = ProcessPoolExecutor(workers)
-            done = pool.map(encode, todo, chunksize=max(1, len(todo) // (workers * 8)))
-        for key, result in done:
+        for key, result in _map(encode, todo, workers):
             results[key] = result
             bar.update()
-        if workers > 1:
-            pool.shutdown()
     sequences, skipped = [], []
     for piece, key in zip(pieces, keys):
         if isinstance(results[key], str):
@@ -128,6 +125,18 @@ def tokenize_pieces(pieces, tokenizer: MidiTokenizer, cache_dir, workers: int | 
         else:
             sequences.append(results[key])
     return sequences, skipped
+
+
+def _cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _map(function, items: list, workers: int):
+    if workers == 1:  # no process start-up for a handful of files
+        yield from map(function, items)
+        return
+    with ProcessPoolExecutor(workers) as pool:
+        yield from pool.map(function, items, chunksize=max(1, len(items) // (workers * 8)))
 
 
 def _cached(cache_dir: Path, key: str) -> np.ndarray | str | None:
@@ -176,7 +185,7 @@ def augment_transpositions(ids_list, tokenizer: MidiTokenizer, low: int = -5, hi
         lowest, highest = ids[is_pitch].min(), ids[is_pitch].max()
         for shift in range(low, high + 1):
             if shift != 0 and lowest + shift >= first_pitch and highest + shift <= last_pitch:
-                moved = ids.copy()
+                moved = ids.astype(np.int64)
                 moved[is_pitch] += shift
-                extra.append(moved)
+                extra.append(moved.astype(ids.dtype))
     return extra

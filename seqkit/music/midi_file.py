@@ -41,7 +41,7 @@ def read_midi(data: bytes) -> NoteList:
             elif event.type == midi.ChannelVoiceMessages.PROGRAM_CHANGE:
                 programs[event.channel] = event.data
             elif event.type == midi.MetaEvents.SET_TEMPO:
-                tempos.append((tick / quarter, 60_000_000 / int.from_bytes(event.data, "big")))
+                tempos.append((tick / quarter, round(60_000_000 / int.from_bytes(event.data, "big"), 2)))
             elif event.type == midi.MetaEvents.TIME_SIGNATURE:
                 time_signatures.append((tick / quarter, event.data[0], 2 ** event.data[1]))
         for (channel, pitch), onsets in sounding.items():  # never switched off: end with the track
