@@ -157,19 +157,21 @@ def _fitted_tokenizer(cfg: DataConfig, texts, path: Path):
 # ---------------------------------------------------------------- batches
 
 class RandomWindows(IterableDataset):
-    """Endless batches (B, T+1) of random windows; batch n depends only on (seed, rank, n), so a resumed
-    run that starts at step n continues the same data stream."""
+    """Endless batches (B, T+1) of random windows. Step n's global batch (all ranks) depends only on
+    (seed, n): a resumed run continues the same stream, and N processes × B see what one process × N·B sees."""
 
-    def __init__(self, tokens: np.ndarray, context: int, batch_size: int, seed: int, start_step: int = 0, rank: int = 0):
+    def __init__(self, tokens: np.ndarray, context: int, batch_size: int, seed: int, start_step: int = 0,
+                 rank: int = 0, world_size: int = 1):
         self.tokens, self.context, self.batch_size = tokens, context, batch_size
-        self.seed, self.start_step, self.rank = seed, start_step, rank
+        self.seed, self.start_step, self.rank, self.world_size = seed, start_step, rank, world_size
         self.offsets = np.arange(context + 1)
 
     def __iter__(self):
         step = self.start_step
+        mine = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
         while True:
-            rng = np.random.default_rng((self.seed, self.rank, step))
-            starts = rng.integers(0, len(self.tokens) - self.context, self.batch_size)
+            rng = np.random.default_rng((self.seed, step))
+            starts = rng.integers(0, len(self.tokens) - self.context, self.batch_size * self.world_size)[mine]
             yield torch.from_numpy(self.tokens[starts[:, None] + self.offsets].astype(np.int64))
             step += 1
 
@@ -214,9 +216,8 @@ class TokenData(pl.LightningDataModule):
 
     def train_dataloader(self):
         trainer = self.trainer
-        step = trainer.global_step if trainer is not None else 0
-        rank = trainer.global_rank if trainer is not None else 0
-        windows = RandomWindows(self.corpus.train, self.context, self.batch_size, self.seed, step, rank)
+        windows = RandomWindows(self.corpus.train, self.context, self.batch_size, self.seed,
+                                trainer.global_step, trainer.global_rank, trainer.world_size)
         return DataLoader(windows, batch_size=None, pin_memory=torch.cuda.is_available(), generator=_own_generator())
 
     def val_dataloader(self):

@@ -14,6 +14,7 @@ import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.plugins.io import TorchCheckpointIO
+from pytorch_lightning.utilities import rank_zero_only
 
 from seqkit.checkpoint import export_weights, read_run_info, save_run_info, update_run_info
 from seqkit.config import RunConfig, apply_overrides
@@ -70,7 +71,7 @@ class Throughput(Callback):
 def train(cfg: RunConfig, callbacks: list | None = None) -> Path:
     """Train a new model as `cfg` says; returns its run directory."""
     run_dir = Path(cfg.train.out) if cfg.train.out else default_run_dir(cfg)
-    if (run_dir / "run.json").exists():
+    if (run_dir / "run.json").exists() and rank_zero_only.rank == 0:  # ranks > 0 start after rank 0 wrote it
         raise ValueError(f"{run_dir} already holds a run: add --resume to continue it, or choose another --out")
     return _fit(cfg, run_dir, None, callbacks)
 
@@ -105,7 +106,7 @@ def _fit(cfg: RunConfig, run_dir: Path, ckpt_path: Path | None, callbacks: list 
     module = SeqModule(cfg.model.__dict__, cfg.train.__dict__, corpus.chars_per_token)
     if cfg.train.compile:
         module.model.compile()
-    if ckpt_path is None:
+    if ckpt_path is None and rank_zero_only.rank == 0:
         save_run_info(run_dir, cfg, corpus.tokenizer, parameters=count_parameters(module.model))
 
     checkpoint = ModelCheckpoint(dirpath=run_dir / "ckpt", filename="best", monitor="val/loss", mode="min",

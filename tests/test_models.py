@@ -11,6 +11,15 @@ CONTEXT = 16
 TINY = dict(vocab_size=V, context=CONTEXT, window=4, d_embed=16, d_hidden=32, n_layers=2, n_heads=2)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    # Tensors here are tiny: one thread is faster, and stays fast when other processes share the CPU.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def make(family, frames=False, **overrides):
     torch.manual_seed(0)
     return build_model(ModelConfig(family=family, frames=frames, **{**TINY, **overrides})).eval()

@@ -15,7 +15,7 @@ from seqkit.music.notes import Note, NoteList, changes_only
 from seqkit.music.pianoroll import plot_comparison, plot_pianoroll
 from seqkit.music.tokenizer import TEMPOS, MidiTokenizer
 
-CHORALES = ["bach/bwv10.7", "bach/bwv17.7", "bach/bwv11.6"]  # 4/4 with a pickup, 3/4 with one, 3/4
+CHORALES = ["bach/bwv10.7", "bach/bwv194.12", "bach/bwv11.6"]  # 4/4 with a pickup, 3/4 with one, 3/4
 HYPOTHESIS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 

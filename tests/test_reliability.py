@@ -128,3 +128,18 @@ def test_wandb_failure_never_stops_training(text_file, tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="W&B disabled"):
         run_dir = seqkit.train(cfg)
     assert (run_dir / "model.pt").is_file()
+
+
+def test_two_process_ddp_matches_one_process_on_the_same_global_batch(text_file, tmp_path):
+    script = os.path.join(os.path.dirname(__file__), "ddp_script.py")
+    runs = {}
+    for mode in ("ddp", "single"):
+        result = subprocess.run([sys.executable, script, str(text_file), str(tmp_path), mode],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs[mode] = result.stdout
+    assert runs["ddp"].count("finished ddp") == 2  # both ranks got to the end
+    assert sorted(p.name for p in (tmp_path / "ddp" / "ckpt").iterdir()) == ["best.ckpt", "last.ckpt"]
+    a, b = last_weights(tmp_path / "ddp"), last_weights(tmp_path / "single")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4, msg=key)
