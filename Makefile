@@ -21,7 +21,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 demo: install
-	$(BIN)/seqkit demo text --steps 300
+	$(BIN)/seqkit demo predict-song --model lstm --steps 400
 
 bench: install
 	$(BIN)/python bench/bench.py

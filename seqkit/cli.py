@@ -213,6 +213,23 @@ def demo_text(
     typer.echo(f"run directory: {run_dir}")
 
 
+@demo_app.command("predict-song")
+@user_errors
+def demo_predict_song(
+    model: str = typer.Option("lstm", help="Model family."),
+    steps: int = typer.Option(400, help="Training steps (a trained model in --out is reused)."),
+    bars: int = typer.Option(4, help="Opening bars each held-out chorale is primed with."),
+    examples: int = typer.Option(3, help="Chorales to continue and draw."),
+    out: Path = typer.Option(Path("checkpoints/demo-predict-song"), help="Where the model and files go."),
+    seed: int = typer.Option(0),
+    wandb: bool = typer.Option(False, "--wandb/--no-wandb", help="Log piano rolls and metrics to W&B."),
+):
+    """Train on the Bach chorales and continue held-out ones from their opening bars."""
+    from seqkit.music.demo import predict_song
+
+    predict_song(model, steps, bars, examples, out, seed, wandb, echo=typer.echo)
+
+
 def main():
     app()
 

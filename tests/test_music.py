@@ -15,7 +15,8 @@ from seqkit.music.notes import Note, NoteList, changes_only
 from seqkit.music.pianoroll import plot_comparison, plot_pianoroll
 from seqkit.music.tokenizer import TEMPOS, MidiTokenizer
 
-CHORALES = ["bach/bwv10.7", "bach/bwv194.12", "bach/bwv11.6"]  # 4/4 with a pickup, 3/4 with one, 3/4
+# without repeat signs: music21 writes repeats out in MIDI, while we read scores as notated
+CHORALES = ["bach/bwv10.7", "bach/bwv194.12", "bach/bwv122.6"]  # 4/4 with a pickup, 3/4 with one, 3/4
 HYPOTHESIS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -59,6 +60,8 @@ def test_chorale_round_trip_through_tokens_and_midi(chorales, index, tmp_path):
     score, _ = chorales[index]
     tokenizer = MidiTokenizer(programs=True)
     notes = tokenizer.notes_from_score(score)  # a voice per program, all on the sixteenth-note grid
+    longest = tokenizer.settings.max_duration_quarters
+    notes[:] = [n._replace(duration=min(n.duration, longest)) for n in notes]  # final chords can be longer
     decoded = tokenizer.decode_notes(tokenizer.encode_notes(notes))
     assert decoded == notes
     assert decoded.time_signatures == notes.time_signatures
@@ -108,8 +111,8 @@ def pieces_on_grid(draw):
         start += bars * meter[0] * 4 / meter[1]
     tempos = [(step / s.grid, bpm) for step, bpm in draw(st.lists(
         st.tuples(st.integers(0, 40 * s.grid), st.sampled_from(TEMPOS)), max_size=4, unique_by=lambda t: t[0]))]
-    last_onset = max(n.start for n in notes)
-    expected_meters = changes_only([m for m in time_signatures if m[0] <= last_onset]) if s.time_signature else []
+    last_event = max([n.start for n in notes] + [t for t, _ in tempos if s.tempo])  # bars run until here
+    expected_meters = changes_only([m for m in time_signatures if m[0] <= last_event]) if s.time_signature else []
     expected_tempos = changes_only([(t, float(bpm)) for t, bpm in tempos]) if s.tempo else []
     return tokenizer, NoteList(notes, time_signatures, tempos), expected_meters, expected_tempos
 
@@ -134,7 +137,7 @@ def test_notes_on_the_grid_survive_a_midi_file(tmp_path, piece):
     back = tokenizer.read_notes(tmp_path / "piece.mid")
     assert back == sorted(notes, key=lambda n: (n.start, n.program, n.pitch))
     assert back.time_signatures == time_signatures
-    assert back.tempos == pytest.approx(tempos, abs=0.01)  # MIDI stores microseconds per quarter
+    assert back.tempos == tempos  # MIDI stores microseconds per quarter: read back to 0.01 bpm
 
 
 @HYPOTHESIS

@@ -182,7 +182,7 @@ def augment_transpositions(ids_list, tokenizer: MidiTokenizer, low: int = -5, hi
         is_pitch = (ids >= first_pitch) & (ids <= last_pitch)
         if not is_pitch.any():
             continue
-        lowest, highest = ids[is_pitch].min(), ids[is_pitch].max()
+        lowest, highest = int(ids[is_pitch].min()), int(ids[is_pitch].max())
         for shift in range(low, high + 1):
             if shift != 0 and lowest + shift >= first_pitch and highest + shift <= last_pitch:
                 moved = ids.astype(np.int64)

@@ -17,7 +17,9 @@ def read_score(path: Path) -> NoteList:
 
 
 def notes_from_score(score: stream.Stream) -> NoteList:
-    """Notes of every part (tied notes merged); the part index becomes the program."""
+    """Notes of every part (tied notes merged); the part index becomes the program.
+
+    Repeats stay as notated: expanding them (as music21's MIDI export does) costs ~0.3 s a chorale."""
     parts = list(score.parts) or [score]
     shift = _pickup_shift(parts[0])
     at = lambda offset: float(offset) + shift if offset > 0 else 0.0  # noqa: E731 (bar 1 still starts at 0)

@@ -1,0 +1,50 @@
+"""Music corpora for training: pieces → split by piece → cached token ids, concatenated per split."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from seqkit.config import DataConfig
+from seqkit.data import Corpus
+from seqkit.music.corpus import augment_transpositions, bach_pieces, music_files, split_pieces, tokenize_pieces
+from seqkit.music.tokenizer import MidiTokenizer
+
+
+def corpus_pieces(source: str) -> list[str]:
+    return bach_pieces() if source == "bach" else [str(p) for p in music_files(source)]
+
+
+def piece_splits(cfg: DataConfig) -> dict[str, list[str]]:
+    """Train/val/test by piece with a fixed seed (val and test each get `val_fraction` of the pieces)."""
+    return split_pieces(corpus_pieces(cfg.source), seed=0, val=cfg.val_fraction, test=cfg.val_fraction)
+
+
+def split_sequences(cfg: DataConfig, tokenizer, progress: bool = True) -> dict[str, list[np.ndarray]]:
+    """Token ids of every piece, per split; one pool of workers for all, unreadable files skipped."""
+    pieces = corpus_pieces(cfg.source)
+    sequences, skipped = tokenize_pieces(pieces, tokenizer, Path(cfg.cache_dir) / "music", progress=progress)
+    if skipped:
+        print(f"skipped {len(skipped)} of {len(pieces)} files that could not be read (named above)")
+    if not sequences:
+        raise ValueError(f"{cfg.source}: none of its {len(pieces)} music files could be read")
+    readable = [p for p in pieces if p not in set(skipped)]
+    by_piece = dict(zip(readable, sequences))
+    if len(readable) < 3:  # too few to split by piece: the last part of the music is held out instead
+        whole = np.concatenate(sequences)
+        n_val = max(int(len(whole) * cfg.val_fraction), 1)
+        return {"train": [whole[:-n_val]], "val": [whole[-n_val:]], "test": []}
+    splits = split_pieces(readable, seed=0, val=cfg.val_fraction, test=cfg.val_fraction)
+    return {name: [by_piece[p] for p in names] for name, names in splits.items()}
+
+
+def load_music_corpus(cfg: DataConfig, tokenizer=None) -> Corpus:
+    if cfg.tokenizer == "pianoroll" or getattr(tokenizer, "kind", None) == "pianoroll":
+        from seqkit.music.frames import load_frame_corpus
+        return load_frame_corpus(cfg, tokenizer)
+    tokenizer = tokenizer or MidiTokenizer()
+    splits = split_sequences(cfg, tokenizer)
+    if cfg.augment:
+        splits["train"] = splits["train"] + augment_transpositions(splits["train"], tokenizer)
+    join = lambda seqs: np.concatenate(seqs).astype(np.int64) if seqs else None  # noqa: E731
+    return Corpus(tokenizer, join(splits["train"]), join(splits["val"]), join(splits["test"]))
