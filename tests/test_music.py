@@ -225,6 +225,18 @@ def test_corrupt_file_is_an_error_naming_it(tmp_path, content):
     assert "\n" not in str(error.value)
 
 
+def test_scores_in_other_formats(tmp_path):
+    tokenizer = MidiTokenizer(tempo=True)
+    (tmp_path / "tune.abc").write_text("X:1\nT:Tune\nM:3/4\nL:1/8\nQ:1/4=100\nK:G\nGA B2 d2|c2 B2 A2-|A4 z2|\n")
+    tune = tokenizer.read_notes(tmp_path / "tune.abc")
+    assert [(n.pitch, n.start, n.duration) for n in tune][-2:] == [(71, 4, 1), (69, 5, 3)]  # tie merged
+    assert tune.time_signatures == [(0, 3, 4)] and tune.tempos == [(0, 100)]
+    assert len(tokenizer.read_notes(corpus.getWork("bach/bwv277.krn"))) > 200
+    (tmp_path / "two.abc").write_text("X:1\nT:A\nK:C\nCDEF|\n\nX:2\nT:B\nK:C\nGABc|\n")
+    with pytest.raises(ValueError, match=r"two\.abc: .*holds 2 pieces"):
+        tokenizer.encode_file(tmp_path / "two.abc")
+
+
 # --- corpus --------------------------------------------------------------------------------------
 
 def test_bach_pieces_are_unique_four_part_chorales():

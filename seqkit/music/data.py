@@ -15,13 +15,9 @@ def corpus_pieces(source: str) -> list[str]:
     return bach_pieces() if source == "bach" else [str(p) for p in music_files(source)]
 
 
-def piece_splits(cfg: DataConfig) -> dict[str, list[str]]:
-    """Train/val/test by piece with a fixed seed (val and test each get `val_fraction` of the pieces)."""
-    return split_pieces(corpus_pieces(cfg.source), seed=0, val=cfg.val_fraction, test=cfg.val_fraction)
-
-
-def split_sequences(cfg: DataConfig, tokenizer, progress: bool = True) -> dict[str, list[np.ndarray]]:
-    """Token ids of every piece, per split; one pool of workers for all, unreadable files skipped."""
+def split_sequences(cfg: DataConfig, tokenizer, progress: bool = True) -> dict[str, dict[str, np.ndarray]]:
+    """{split: {piece: token ids}}: train/val/test by piece with a fixed seed (val and test each get
+    `val_fraction` of the pieces); one pool of workers tokenises all, unreadable files are skipped."""
     pieces = corpus_pieces(cfg.source)
     sequences, skipped = tokenize_pieces(pieces, tokenizer, Path(cfg.cache_dir) / "music", progress=progress)
     if skipped:
@@ -33,9 +29,9 @@ def split_sequences(cfg: DataConfig, tokenizer, progress: bool = True) -> dict[s
     if len(readable) < 3:  # too few to split by piece: the last part of the music is held out instead
         whole = np.concatenate(sequences)
         n_val = max(int(len(whole) * cfg.val_fraction), 1)
-        return {"train": [whole[:-n_val]], "val": [whole[-n_val:]], "test": []}
+        return {"train": {cfg.source: whole[:-n_val]}, "val": {cfg.source: whole[-n_val:]}, "test": {}}
     splits = split_pieces(readable, seed=0, val=cfg.val_fraction, test=cfg.val_fraction)
-    return {name: [by_piece[p] for p in names] for name, names in splits.items()}
+    return {name: {p: by_piece[p] for p in names} for name, names in splits.items()}
 
 
 def load_music_corpus(cfg: DataConfig, tokenizer=None) -> Corpus:
@@ -43,7 +39,7 @@ def load_music_corpus(cfg: DataConfig, tokenizer=None) -> Corpus:
         from seqkit.music.frames import load_frame_corpus
         return load_frame_corpus(cfg, tokenizer)
     tokenizer = tokenizer or MidiTokenizer()
-    splits = split_sequences(cfg, tokenizer)
+    splits = {name: list(pieces.values()) for name, pieces in split_sequences(cfg, tokenizer).items()}
     if cfg.augment:
         splits["train"] = splits["train"] + augment_transpositions(splits["train"], tokenizer)
     join = lambda seqs: np.concatenate(seqs).astype(np.int64) if seqs else None  # noqa: E731

@@ -13,11 +13,11 @@ from seqkit.music.generate import new_notes, opening_bars, until_eos
 from seqkit.music.pianoroll import plot_comparison
 
 
-def demo_config(model: str, steps: int, run_dir: Path):
+def demo_config(model: str, steps: int, run_dir: Path, data: str = "bach"):
     from seqkit.config import RunConfig
 
     cfg = RunConfig()
-    cfg.data.source, cfg.data.tokenizer = "bach", "midi"
+    cfg.data.source, cfg.data.tokenizer = data, "midi"
     cfg.model.family, cfg.model.context, cfg.model.window = model, 128, 16
     cfg.model.d_embed, cfg.model.d_hidden, cfg.model.n_layers, cfg.model.dropout = 64, 256, 2, 0.1
     if model == "transformer":
@@ -79,25 +79,33 @@ def score_pieces(trained, test: list[np.ndarray], train: list[np.ndarray], bars:
 
 def predict_song(model: str = "lstm", steps: int = 400, bars: int = 4, examples: int = 3,
                  out: Path = Path("checkpoints/demo-predict-song"), seed: int = 0, wandb: bool = False,
-                 echo=print) -> dict:
+                 data: str = "bach", echo=print, **overrides) -> dict:
+    """Train (or reuse) `model` on `data` (songs split by piece), then prime each held-out song with its
+    first `bars` bars: score the true continuation, sample `examples` continuations to MIDI + PNG.
+    `overrides` are config keys for a new run, e.g. {"model.d_hidden": 64}."""
     import seqkit
-    from seqkit.music.data import piece_splits, split_sequences
+    from seqkit.music.data import split_sequences
 
-    run_dir = out / f"{model}-bach"
+    from seqkit.config import set_value
+
+    run_dir = out / f"{model}-{Path(data).stem}"
     if (run_dir / "model.pt").is_file():
         echo(f"reusing the trained model in {run_dir}")
     else:
-        cfg = demo_config(model, steps, run_dir)
+        cfg = demo_config(model, steps, run_dir, data)
         cfg.train.wandb = wandb
+        for key, value in overrides.items():
+            set_value(cfg, key, value)
         seqkit.train(cfg)
     trained = seqkit.load(run_dir)
     tokenizer = trained.tokenizer
     splits = split_sequences(trained.config.data, tokenizer)
-    test_names = piece_splits(trained.config.data)["test"]
-    scores = score_pieces(trained, splits["test"], splits["train"], bars)
+    if not splits["test"]:
+        raise ValueError(f"{data}: too few pieces for a held-out test split; use a folder of at least 3 songs")
+    scores = score_pieces(trained, list(splits["test"].values()), list(splits["train"].values()), bars)
 
     files = []
-    for name, piece in list(zip(test_names, splits["test"]))[:examples]:
+    for name, piece in list(splits["test"].items())[:examples]:
         ids = [int(t) for t in piece]
         prompt = opening_bars(tokenizer, ids, bars)
         truth = until_eos(tokenizer, ids)
@@ -112,7 +120,7 @@ def predict_song(model: str = "lstm", steps: int = 400, bars: int = 4, examples:
                         new_notes(tokenizer, prompt, truth), title=f"{Path(name).stem}: {bars} bars, then {model} vs Bach")
         files += [f"{stem}-prediction.mid", f"{stem}-truth.mid", f"{stem}.png"]
 
-    echo(f"\nHeld-out chorales: {len(splits['test'])}, primed with {bars} bars; scored on the rest (teacher forcing)\n")
+    echo(f"\nHeld-out songs: {len(splits['test'])}, primed with {bars} bars; scored on the rest (teacher forcing)\n")
     echo(f"{'predictor':<20} {'NLL/token':>10} {'top-1 pitch':>12} {'top-5 pitch':>12}")
     for name, m in scores.items():
         nll = "—" if math.isnan(m["nll_per_token"]) else f"{m['nll_per_token']:.3f}"
