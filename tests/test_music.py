@@ -232,7 +232,7 @@ def test_scores_in_other_formats(tmp_path):
     assert [(n.pitch, n.start, n.duration) for n in tune][-2:] == [(71, 4, 1), (69, 5, 3)]  # tie merged
     assert tune.time_signatures == [(0, 3, 4)] and tune.tempos == [(0, 100)]
     assert len(tokenizer.read_notes(corpus.getWork("bach/bwv277.krn"))) > 200
-    (tmp_path / "two.abc").write_text("X:1\nT:A\nK:C\nCDEF|\n\nX:2\nT:B\nK:C\nGABc|\n")
+    (tmp_path / "two.abc").write_text("X:1\nT:A\nM:4/4\nL:1/4\nK:C\nCDEF|\n\nX:2\nT:B\nM:4/4\nL:1/4\nK:C\nGABc|\n")
     with pytest.raises(ValueError, match=r"two\.abc: .*holds 2 pieces"):
         tokenizer.encode_file(tmp_path / "two.abc")
 
