@@ -67,6 +67,7 @@ class TrainedModel:
         from seqkit.data import Windows, load_corpus
         from seqkit.module import metrics_from_loss, sequence_loss
 
+        check_data_fits(self.tokenizer, source)
         data_cfg = replace(self.config.data, source=source)
         corpus = load_corpus(data_cfg, self.tokenizer)
         tokens = pick_split(corpus, source, split)
@@ -83,6 +84,16 @@ class TrainedModel:
             count += n.item()
         loss = total / count
         return {"tokens": count, **{k: float(v) for k, v in metrics_from_loss(loss, corpus.chars_per_token).items()}}
+
+
+def check_data_fits(tokenizer, source: str) -> None:
+    from seqkit.data import is_music
+    from seqkit.tokenizers import TEXT_KINDS
+
+    if tokenizer.kind == "midi" and not is_music(source):
+        raise ValueError(f"{source} is not music, but this run's tokenizer is midi: evaluate it on MIDI/score data")
+    if tokenizer.kind in TEXT_KINDS and is_music(source):
+        raise ValueError(f"{source} is music, but this run's tokenizer is {tokenizer.kind} (text): evaluate it on text")
 
 
 def pick_split(corpus, source: str, split: str | None):

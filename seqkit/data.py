@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
+from tqdm import tqdm
 
 from seqkit.config import DataConfig
 from seqkit.io import atomic_path, write_json
@@ -114,6 +116,29 @@ def _encode(tokenizer, text: str) -> list[int]:
     return tokenizer.encode(text)
 
 
+_worker_tokenizer = None
+
+
+def _start_worker(tokenizer_dict: dict) -> None:
+    global _worker_tokenizer
+    from seqkit.tokenizers import tokenizer_from_dict
+    _worker_tokenizer = tokenizer_from_dict(tokenizer_dict)
+
+
+def _encode_in_worker(job):
+    block, dtype = job
+    return block, np.asarray(_encode(_worker_tokenizer, block), dtype=dtype)
+
+
+def _encode_blocks(tokenizer, blocks, dtype, parallel: bool):
+    """(block, ids) in order; large corpora are encoded on every core."""
+    if not parallel or cpu_count() == 1:
+        yield from ((block, np.asarray(_encode(tokenizer, block), dtype=dtype)) for block in blocks)
+        return
+    with multiprocessing.get_context("fork").Pool(cpu_count(), _start_worker, (tokenizer.to_dict(),)) as pool:
+        yield from pool.imap(_encode_in_worker, ((block, dtype) for block in blocks))
+
+
 def load_text_corpus(cfg: DataConfig, tokenizer=None) -> Corpus:
     cache_dir = Path(cfg.cache_dir)
     files = text_files(cfg.source, cache_dir)
@@ -130,12 +155,14 @@ def load_text_corpus(cfg: DataConfig, tokenizer=None) -> Corpus:
     if not meta_path.exists():
         dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.uint32
         n_tokens = n_chars = 0
-        with atomic_path(bin_path) as tmp, open(tmp, "wb") as out:
-            for block in texts():
-                ids = np.asarray(_encode(tokenizer, block), dtype=dtype)
+        total = sum(f.stat().st_size for f in files)
+        with atomic_path(bin_path) as tmp, open(tmp, "wb") as out, \
+                tqdm(total=total, unit="B", unit_scale=True, desc="tokenizing", disable=total < 4 * _BLOCK) as bar:
+            for block, ids in _encode_blocks(tokenizer, texts(), dtype, parallel=total > 2 * _BLOCK):
                 out.write(ids.tobytes())
                 n_chars += len(block)
                 n_tokens += len(ids)
+                bar.update(len(block))
         write_json(meta_path, {"dtype": np.dtype(dtype).name, "tokens": n_tokens, "chars": n_chars})
     meta = json.loads(meta_path.read_text())
     tokens = np.memmap(bin_path, dtype=meta["dtype"], mode="r", shape=(meta["tokens"],))

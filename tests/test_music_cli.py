@@ -72,6 +72,16 @@ def test_tokenize_midi_round_trip(songs, tmp_path):
     assert tok.read_notes(back) == tok.read_notes(song)
 
 
+def test_eval_refuses_data_of_the_other_kind(songs, trained_run, text_file, tmp_path):
+    result = invoke("eval", trained_run, songs / "chorales")
+    assert result.exit_code == 1 and "is music, but this run's tokenizer is char" in result.stderr
+    run = tmp_path / "run"
+    assert invoke("train", songs / "chorales", "--model", "ar", "--out", run,
+                  "--set", f"data.cache_dir={tmp_path / 'cache'}", *TINY).exit_code == 0
+    result = invoke("eval", run, text_file)
+    assert result.exit_code == 1 and "is not music" in result.stderr
+
+
 def test_midi_with_no_notes_is_one_line_error(songs):
     result = invoke("tokenize", songs / "silence.mid")
     assert result.exit_code == 1 and "no notes" in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -134,3 +134,17 @@ def test_wandb_offline_run_writes_files(text_file, tmp_path, monkeypatch):
     run_dir = seqkit.train(cfg)
     offline = list((run_dir / "wandb").glob("offline-run-*"))
     assert offline and any(offline[0].rglob("*.wandb"))
+
+
+def test_parallel_tokenisation_equals_sequential(text_file, tmp_path, monkeypatch):
+    import seqkit.data as data
+
+    monkeypatch.setattr(data, "_BLOCK", 200)  # many blocks: the worker pool path runs
+    cfg = tiny_config(text_file, tokenizer="bpe", cache_dir=tmp_path / "a")
+    cfg.data.vocab_size = 300
+    parallel = load_corpus(cfg.data)
+    tokenizer = parallel.tokenizer
+    blocks = list(data._text_blocks(text_file, "bpe"))
+    assert len(blocks) > 4
+    sequential = np.concatenate([ids for _, ids in data._encode_blocks(tokenizer, blocks, np.uint16, parallel=False)])
+    assert np.array_equal(np.concatenate([parallel.train, parallel.val]), sequential)

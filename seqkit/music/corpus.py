@@ -28,14 +28,18 @@ _PITCH = re.compile(rb"<step>\s*([A-G])\s*</step>\s*(?:<alter>\s*([-+.\d]+)\s*</
 
 # --- pieces --------------------------------------------------------------------------------------
 
-@functools.cache
 def bach_pieces() -> list[str]:
     """music21's four-part Bach chorales, each once (363): sorted paths of its MusicXML files.
 
     The corpus also holds instrumental settings with more parts, and a few chorales twice under two BWV
     numbers; the three .krn chorales repeat .mxl ones with their repeats unexpanded, so only MusicXML
     counts. Pieces are matched by their pitches, read straight from the XML: a music21 parse of every
-    file would take ~40 s on two cores, this ~0.5 s."""
+    file would take ~40 s on two cores, this ~0.3 s."""
+    return list(_bach_pieces())
+
+
+@functools.cache
+def _bach_pieces() -> tuple[str, ...]:
     from music21 import corpus
 
     seen, pieces = set(), []
@@ -44,7 +48,7 @@ def bach_pieces() -> list[str]:
         if len(parts) == 4 and parts not in seen:
             seen.add(parts)
             pieces.append(path)
-    return pieces
+    return tuple(pieces)
 
 
 def _musicxml_part_pitches(path: Path) -> tuple:
@@ -151,8 +155,9 @@ def _cached(cache_dir: Path, key: str) -> np.ndarray | str | None:
 
 def _encode_and_cache(tokenizer: MidiTokenizer, cache_dir: Path, job: tuple[str, str]):
     path, key = job
+    dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.int32
     try:
-        ids = np.asarray(tokenizer.encode_file(path), dtype=np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.int32)
+        ids = np.asarray(tokenizer.encode_file(path), dtype=dtype)
     except ValueError as error:
         with atomic_path(cache_dir / f"{key}.skip") as tmp:
             tmp.write_text(str(error))

@@ -1,6 +1,6 @@
 """Standard MIDI files ↔ NoteList with music21's low-level `midi` module.
 
-music21's `converter.parse` builds a full score and is ~50x slower; here we walk the track events
+music21's `converter.parse` builds a full score and is ~25x slower; here we walk the track events
 ourselves: pair note-ons with note-offs, follow program changes, collect tempos and time signatures.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from seqkit.music.notes import Note, NoteList, changes_only, sort_notes
 
 DRUM_CHANNEL = 10  # General MIDI percussion (1-based): its "pitches" choose drum sounds
 CHANNELS = [c for c in range(1, 17) if c != DRUM_CHANNEL]
-NOTE_OFF_FIRST = {midi.ChannelVoiceMessages.NOTE_OFF: 0}  # a note ending where the next one starts
+NOTE_OFF_FIRST = {midi.ChannelVoiceMessages.NOTE_OFF: 0}  # at one tick: end a note before one starts
 
 
 def read_midi(data: bytes) -> NoteList:

@@ -42,19 +42,19 @@ class MidiSettings:
     programs: bool = False          # a Program token before each note, for multi-instrument files
 
     def __post_init__(self):
+        whole = lambda value, low, high=None: (  # noqa: E731
+            isinstance(value, int) and low <= value and (high is None or value <= high))
         checks = [
-            (isinstance(self.grid, int) and 1 <= self.grid <= 96, "grid must be an integer from 1 to 96"),
-            (isinstance(self.max_bar_quarters, int) and self.max_bar_quarters >= 4,
-             "max_bar_quarters must be an integer of at least 4 (a 4/4 bar)"),
-            (isinstance(self.max_duration_quarters, int) and self.max_duration_quarters >= 1,
-             "max_duration_quarters must be a positive integer"),
-            (0 <= self.pitch_low <= self.pitch_high <= 127, "pitches need 0 <= pitch_low <= pitch_high <= 127"),
-            (isinstance(self.velocity_bins, int) and 0 <= self.velocity_bins <= 127,
-             "velocity_bins must be an integer from 0 (off) to 127"),
+            ("grid", whole(self.grid, 1, 96), "an integer from 1 to 96"),
+            ("max_bar_quarters", whole(self.max_bar_quarters, 4), "an integer of at least 4 (a 4/4 bar)"),
+            ("max_duration_quarters", whole(self.max_duration_quarters, 1), "a positive integer"),
+            ("pitch_low", whole(self.pitch_low, 0, self.pitch_high), "an integer from 0 to pitch_high"),
+            ("pitch_high", whole(self.pitch_high, self.pitch_low, 127), "an integer from pitch_low to 127"),
+            ("velocity_bins", whole(self.velocity_bins, 0, 127), "an integer from 0 (off) to 127"),
         ]
-        for ok, message in checks:
+        for name, ok, requirement in checks:
             if not ok:
-                raise ValueError(f"{message}; got {asdict(self)}")
+                raise ValueError(f"MIDI tokenizer setting {name} must be {requirement}, got {getattr(self, name)!r}")
 
 
 class MidiTokenizer:
@@ -91,7 +91,8 @@ class MidiTokenizer:
     # --- files ---------------------------------------------------------------------------------
 
     def read_notes(self, path) -> NoteList:
-        """Notes of a MIDI file (.mid/.midi) or a score music21 reads (MusicXML, kern, ABC)."""
+        """Notes of a MIDI file (.mid/.midi; drum-channel notes skipped) or a score music21 reads (MusicXML,
+        kern, ABC). Raises ValueError naming the file if it cannot be read."""
         path = Path(path)
         suffix = path.suffix.lower()
         if suffix not in MIDI_SUFFIXES + SCORE_SUFFIXES:
@@ -272,7 +273,7 @@ class MidiTokenizer:
         return (min(127, max(1, velocity)) - 1) * self.settings.velocity_bins // 127
 
     def _bin_velocity(self, velocity_bin: int) -> int:
-        """The middle velocity of the bin: bin b holds velocities 1 + ceil(b * 127 / bins) ... ceil((b + 1) * 127 / bins)."""
+        """The bin's middle velocity; bin b holds 1 + ceil(b * 127 / bins) ... ceil((b + 1) * 127 / bins)."""
         bins = self.settings.velocity_bins
         lowest, highest = 1 - (-velocity_bin * 127 // bins), -(-(velocity_bin + 1) * 127 // bins)
         return (lowest + highest) // 2
