@@ -70,6 +70,10 @@ class TrainedModel:
         check_data_fits(self.tokenizer, source)
         data_cfg = replace(self.config.data, source=source)
         corpus = load_corpus(data_cfg, self.tokenizer)
+        if self.tokenizer.kind == "pianoroll":  # songs of frames: NLL per frame, accuracy, F1
+            from seqkit.music.frames import evaluate_frames
+            songs = pick_split(corpus, source, split or "test")
+            return evaluate_frames(self.model, songs, self.model.cfg.context, batch_size)
         tokens = pick_split(corpus, source, split)
         context = self.model.cfg.context
         if len(tokens) < context + 1:

@@ -36,6 +36,9 @@ def generate_music(trained, prompt_file: Path | None, bars: int, out: Path, **sa
     tokenizer = trained.tokenizer
     if out.suffix.lower() not in (".mid", ".midi"):
         raise ValueError(f"{out}: the output of a music model is a MIDI file; name it .mid")
+    if tokenizer.kind == "pianoroll":
+        from seqkit.music.frames import generate_roll_music
+        return generate_roll_music(trained, prompt_file, bars, out, **sampling)
     prompt = opening_bars(tokenizer, tokenizer.encode_file(prompt_file), bars) if prompt_file else [tokenizer.bos_id]
     samples = trained.generate_ids(prompt, **sampling)
     paths = [out] if len(samples) == 1 else [out.with_name(f"{out.stem}_{i + 1}{out.suffix}") for i in range(len(samples))]
