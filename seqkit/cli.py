@@ -190,6 +190,54 @@ def tokenize(
         typer.echo(f"wrote {roundtrip}")
 
 
+def _settings(items: list[str]) -> dict:
+    pairs = [item.partition("=") for item in items]
+    bad = [item for item, (_, sep, _) in zip(items, pairs) if not sep]
+    if bad:
+        raise ValueError(f"--set expects key=value, got {bad[0]!r}")
+    return {key.strip(): value.strip() for key, _, value in pairs}
+
+
+@app.command()
+@user_errors
+def compare(
+    data: str = typer.Argument("pydoc", help="A text/MIDI file, a folder or a built-in data set."),
+    models: str = typer.Option("ar,ffwd,jordan,elman,lstm,transformer", help="Comma-separated families."),
+    max_steps: int = typer.Option(300, help="Steps per family."),
+    time_budget: Optional[float] = typer.Option(None, help="Seconds of training per family (instead of steps)."),
+    tokenizer: Optional[str] = typer.Option(None),
+    seed: int = typer.Option(1337),
+    params: Optional[int] = typer.Option(None, help="Size every family to about this many parameters."),
+    out: Path = typer.Option(Path("checkpoints/compare"), help="Runs, compare.csv/.md and compare.png go here."),
+    wandb: bool = typer.Option(False, "--wandb/--no-wandb", help="Each family a W&B run, in one group."),
+    set_: list[str] = typer.Option([], "--set", help="Any config field: --set context=128"),
+):
+    """Train every family on the same data and budget; print a leaderboard and plot the curves."""
+    from seqkit.compare import compare as run_compare
+
+    run_compare(data, models, max_steps, time_budget, tokenizer, seed, params, out, wandb, echo=typer.echo,
+                **_settings(set_))
+
+
+@app.command()
+@user_errors
+def doctor(
+    data: str = typer.Argument("pydoc", help="A text/MIDI file, a folder or a built-in data set."),
+    model: str = typer.Option("lstm", help="Model family."),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate (default 3e-3)."),
+    steps: int = typer.Option(200, help="Steps of the one-batch overfit and of the short run."),
+    tokenizer: Optional[str] = typer.Option(None),
+    out: Optional[Path] = typer.Option(None, help="Where doctor.md and doctor.png go (default checkpoints/doctor)."),
+    set_: list[str] = typer.Option([], "--set", help="Any config field: --set n_layers=6 --set activation=sigmoid"),
+):
+    """Check a set-up before a long run: init loss, overfitting a batch, gradient flow, data, a short run."""
+    from seqkit.doctor import doctor as run_doctor
+
+    checks = run_doctor(data, model, lr, steps, tokenizer, out, echo=typer.echo, **_settings(set_))
+    if any(check.status == "FAIL" for check in checks):
+        raise typer.Exit(2)
+
+
 @demo_app.command("text")
 @user_errors
 def demo_text(

@@ -81,3 +81,12 @@ def test_bad_input_is_one_line_and_exit_1(args, message, text_file, tmp_path):
 def test_prompt_outside_char_vocabulary(trained_run):
     result = invoke("generate", trained_run, "--prompt", "ζ§")
     assert result.exit_code == 1 and "'ζ'" in result.stderr and "'§'" in result.stderr
+
+
+def test_compare_from_the_command_line(text_file, tmp_path):
+    result = invoke("compare", text_file, "--models", "ar,elman", "--max-steps", "4", "--out", tmp_path / "cmp",
+                    "--set", "context=16", "--set", "val_every=2", "--set", "d_hidden=32",
+                    "--set", f"cache_dir={tmp_path / 'cache'}")
+    assert result.exit_code == 0, result.output
+    assert "| ar" in result.stdout and "| elman" in result.stdout
+    assert (tmp_path / "cmp" / "compare.png").stat().st_size > 1000
