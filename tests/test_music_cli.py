@@ -95,13 +95,13 @@ def test_predict_song_demo_scores_and_writes_files(songs, tmp_path):
                           echo=lines.append, **{"model.d_hidden": 32, "model.context": 32, "train.progress": False,
                                                 "data.cache_dir": str(tmp_path / "cache")})
     scores = result["scores"]
-    assert set(scores) == {"model", "unigram", "repeat last pitch"}
+    assert set(scores) == {"model", "unigram", "repeat last note"}
     for name in ("model", "unigram"):
         assert 0 < scores[name]["nll_per_token"] < 10
     for s in scores.values():
         assert 0 <= s["top1_pitch"] <= s["top5_pitch"] <= 1
     assert len(result["files"]) == 3 and all(__import__("os").path.getsize(f) > 0 for f in result["files"])
-    assert any("repeat last pitch" in line for line in lines)
+    assert any("repeat last note" in line for line in lines)
     again = []
     predict_song("lstm", bars=2, examples=0, out=tmp_path, data=str(songs / "chorales"), echo=again.append)
     assert "reusing" in again[0]

@@ -50,7 +50,9 @@ def score_pieces(trained, test: list[np.ndarray], train: list[np.ndarray], bars:
     counts = np.bincount(np.concatenate(train), minlength=tokenizer.vocab_size) + 1.0
     unigram_log_p = np.log(counts / counts.sum())
     unigram_pitch_rank = pitch_ids[np.argsort(-counts[pitch_ids])]
-    totals = {name: Counter() for name in ("model", "unigram", "repeat last pitch")}
+    starts_onset = np.zeros(tokenizer.vocab_size, bool)
+    starts_onset[[i for i, (kind, _) in enumerate(tokenizer.tokens) if kind in ("Bar", "Position")]] = True
+    totals = {name: Counter() for name in ("model", "unigram", "repeat last note")}
     for piece in test:
         ids = [int(t) for t in piece]
         start = len(opening_bars(tokenizer, ids, bars))
@@ -62,19 +64,42 @@ def score_pieces(trained, test: list[np.ndarray], train: list[np.ndarray], bars:
         totals["unigram"]["nll"] += -unigram_log_p[targets].sum()
         for name in totals:
             totals[name]["tokens"] += len(targets)
-        previous_pitches = [t for t in ids[:start] if is_pitch[t]]
+        chords = onset_chords(ids[:start], is_pitch, starts_onset)
         for offset, target in enumerate(targets):
-            if is_pitch[target]:
+            if starts_onset[target] and chords[-1]:
+                chords.append([])
+            elif is_pitch[target]:
                 model_rank = pitch_ids[np.argsort(-log_p[offset][pitch_ids])]
-                recent = list(dict.fromkeys(reversed(previous_pitches)))  # most recent distinct pitches first
-                for name, ranking in (("model", model_rank), ("unigram", unigram_pitch_rank), ("repeat last pitch", recent)):
+                repeat = repeat_last_note(chords)
+                for name, ranking in (("model", model_rank), ("unigram", unigram_pitch_rank), ("repeat last note", repeat)):
                     totals[name]["top1"] += target in ranking[:1]
                     totals[name]["top5"] += target in ranking[:5]
                     totals[name]["pitches"] += 1
-                previous_pitches.append(target)
+                chords[-1].append(target)
     return {name: {"nll_per_token": t["nll"] / t["tokens"] if "nll" in t else math.nan,
                    "top1_pitch": t["top1"] / max(t["pitches"], 1), "top5_pitch": t["top5"] / max(t["pitches"], 1)}
             for name, t in totals.items()}
+
+
+def onset_chords(ids: list[int], is_pitch, starts_onset) -> list[list[int]]:
+    """The pitch tokens of each onset (Bar/Position starts a new one), in order: [[p, ...], ..., current]."""
+    chords = [[]]
+    for token in ids:
+        if starts_onset[token] and chords[-1]:
+            chords.append([])
+        elif is_pitch[token]:
+            chords[-1].append(token)
+    return chords
+
+
+def repeat_last_note(chords: list[list[int]]) -> list[int]:
+    """Baseline ranking for the next pitch: the same voice's note at the previous onset (the i-th pitch
+    of the previous chord for the i-th pitch of this one), then that chord's other pitches, nearest first."""
+    previous = next((c for c in reversed(chords[:-1]) if c), [])
+    if not previous:
+        return []
+    same_voice = previous[min(len(chords[-1]), len(previous) - 1)]
+    return sorted(dict.fromkeys(previous), key=lambda p: abs(p - same_voice))
 
 
 def predict_song(model: str = "lstm", steps: int = 400, bars: int = 4, examples: int = 3,
