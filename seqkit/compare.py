@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from pytorch_lightning.callbacks import Callback
 
+import seqkit
 from seqkit.config import RunConfig, set_value
 from seqkit.io import atomic_path
 from seqkit.models import FAMILIES, build_model, count_parameters
@@ -33,7 +34,7 @@ NO_STEP_LIMIT = 10**9  # with a time budget the clock stops training, and the co
 def small_config(data: str, family: str, tokenizer: str | None = None, seed: int = 1337, out: str | Path = "",
                  **overrides) -> RunConfig:
     """The small, fast set-up compare and doctor train: context 64, batch 32, lr 3e-3, validation every
-    50 steps. `overrides` set any config field by name (`d_hidden=256`, `lr=1e-3`, `train.dropout=...`)."""
+    50 steps. `overrides` set any config field by name (`d_hidden=256`, `lr=1e-3`, `model.dropout=0.1`)."""
     from seqkit.data import default_tokenizer
 
     cfg = RunConfig()
@@ -61,13 +62,30 @@ def set_field(cfg: RunConfig, key: str, value) -> None:
 
 
 def size_to(cfg: RunConfig, params: int, vocab_size: int) -> None:
-    """Set the family's one width option so the model has about `params` parameters (nearest size)."""
+    """Set the family's one width option so the model has about `params` parameters (nearest size).
+    The transformer's width moves in steps of 2 * n_heads (rotary needs an even head width); where
+    that is too coarse for a small target (over 10% off), in steps of 2 with fewer heads."""
     knob = WIDTH.get(cfg.model.family, "d_hidden")
-    unit = 2 * cfg.model.n_heads if cfg.model.family == "transformer" else 1  # rotary needs an even head width
+    units = (2 * cfg.model.n_heads, 2) if cfg.model.family == "transformer" else (1,)
+    for unit in units:
+        best = _nearest_width(cfg.model, knob, unit, params, vocab_size)
+        if abs(best[1] - params) <= 0.1 * params:
+            break
+    setattr(cfg.model, knob, getattr(best[0], knob))
+    cfg.model.n_heads = best[0].n_heads
+
+
+def _nearest_width(model, knob: str, unit: int, params: int, vocab_size: int):
+    def sized(units: int):
+        width = units * unit
+        heads = model.n_heads
+        if model.family == "transformer":
+            heads = next(h for h in (model.n_heads, 4, 2, 1) if width % (2 * h) == 0)
+        return replace(model, vocab_size=vocab_size, n_heads=heads, **{knob: width})
 
     def count(units: int) -> int:
         with torch.device("meta"):  # shapes only: no memory, no initialisation cost
-            return count_parameters(build_model(replace(cfg.model, vocab_size=vocab_size, **{knob: units * unit})))
+            return count_parameters(build_model(sized(units)))
 
     hi = 1
     while count(hi) < params and hi < 1 << 20:
@@ -77,7 +95,7 @@ def size_to(cfg: RunConfig, params: int, vocab_size: int) -> None:
         mid = (lo + hi) // 2
         lo, hi = (mid + 1, hi) if count(mid) < params else (lo, mid)
     best = min({max(1, lo - 1), lo}, key=lambda u: abs(count(u) - params))
-    setattr(cfg.model, knob, best * unit)
+    return sized(best), count(best)
 
 
 class Clock(Callback):
@@ -118,7 +136,8 @@ def compare(data: str, models: str = DEFAULT_MODELS, max_steps: int = 300, time_
     families = [m.strip() for m in models.split(",") if m.strip()] if isinstance(models, str) else list(models)
     unknown = [f for f in families if f not in FAMILIES]
     if not families or unknown:
-        raise ValueError(f"unknown model famil{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown) or '(none given)'}; "
+        raise ValueError(f"unknown model famil{'y' if len(unknown) == 1 else 'ies'} "
+                         f"{', '.join(unknown) or '(none given)'}; "
                          f"choose from {', '.join(FAMILIES)}")
     if time_budget is not None and time_budget <= 0:
         raise ValueError(f"time budget must be positive seconds, got {time_budget}")
@@ -143,11 +162,13 @@ def compare(data: str, models: str = DEFAULT_MODELS, max_steps: int = 300, time_
         echo(f"[{len(rows) + 1}/{len(families)}] training {family} for {budget} ...")
         cfg.train.wandb = wandb
         clock = Clock(time_budget)
-        with _environ(WANDB_RUN_GROUP=group if wandb else None):
-            import seqkit
+        with _environ(WANDB_RUN_GROUP=group if wandb else None):  # wandb.init reads the group from there
             run_dir = seqkit.train(cfg, callbacks=[clock])
         clock.write(run_dir / "val_times.csv")
         rows.append(result_row(family, run_dir))
+        row = rows[-1]
+        loss = f"{row['best_val_loss']:.3f}" if row["best_val_loss"] is not None else "-"
+        echo(f"    {family}: best validation loss {loss} after {row['steps']} steps, {row['wall_s']} s")
     rows.sort(key=lambda r: (r["best_val_loss"] is None, r["best_val_loss"] or 0.0))
     write_results(rows, out, title=f"{Path(str(data)).name}, {budget} each")
     echo("\n" + leaderboard(rows))
@@ -171,8 +192,6 @@ def _environ(**values):
 
 
 def result_row(family: str, run_dir: Path) -> dict:
-    import seqkit
-
     trained = seqkit.load(run_dir)
     summary = trained.info.get("summary") or {}
     loss = summary.get("best_val_loss")
@@ -203,12 +222,13 @@ COLUMNS = [("family", "family", "{}"), ("parameters", "parameters", "{:,}"),
            ("wall_s", "wall s", "{:.1f}")]
 
 
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    """A markdown table padded to line up in a terminal too; columns after the first are right-aligned."""
+def markdown_table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
+    """A markdown table padded to line up in a terminal too; the first `left` columns are left-aligned,
+    the others (numbers) right-aligned."""
     widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
     line = lambda cells: "| " + " | ".join(  # noqa: E731
-        str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |"
-    rule = "|" + "|".join(("-" * (w + 2)) if i == 0 else ("-" * (w + 1) + ":") for i, w in enumerate(widths)) + "|"
+        str(c).ljust(w) if i < left else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |"
+    rule = "|" + "|".join("-" * (w + 2) if i < left else "-" * (w + 1) + ":" for i, w in enumerate(widths)) + "|"
     return "\n".join([line(header), rule, *(line(r) for r in rows)])
 
 
@@ -254,7 +274,8 @@ def plot_curves(rows: list[dict], path: Path, title: str = "") -> None:
     order = list(FAMILIES)
     for row in sorted(rows, key=lambda r: order.index(r["family"])):
         steps, seconds, losses = val_curve(Path(row["run_dir"]))
-        style = dict(color=f"C{order.index(row['family'])}", marker="o", markersize=3, linewidth=1.6, label=row["family"])
+        style = dict(color=f"C{order.index(row['family'])}", marker="o", markersize=3, linewidth=1.6,
+                     label=row["family"])
         by_step.plot(steps, losses, **style)
         by_time.plot(seconds, losses, **style)
     by_step.set(xlabel="training steps", ylabel="validation loss (nats / token)", title="against steps")
