@@ -39,13 +39,6 @@ def text_config(source: str, family: str, steps: int, out: Path, cache: Path):
     return cfg
 
 
-def sampling_speed(trained, new_tokens: int = 200) -> float:
-    start = time.perf_counter()
-    for _ in trained.stream("\n", max_new_tokens=new_tokens, seed=0):
-        pass
-    return new_tokens / (time.perf_counter() - start)
-
-
 def table(title: str, header: list[str], rows: list[list]) -> None:
     print(f"\n## {title}\n")
     print("| " + " | ".join(header) + " |")
@@ -58,6 +51,7 @@ def table(title: str, header: list[str], rows: list[list]) -> None:
 
 def bench_families(source: str, steps: int, work: Path) -> None:
     import seqkit
+    from seqkit.compare import sampling_speed
     from seqkit.models import FAMILIES
 
     rows = []
