@@ -234,21 +234,29 @@ def check_length(tokens: np.ndarray, context: int, what: str) -> None:
 
 
 class TokenData(pl.LightningDataModule):
+    """Random training windows and fixed validation windows; FrameData swaps in its own window kinds."""
+
+    train_windows, val_windows = RandomWindows, Windows
+
     def __init__(self, corpus: Corpus, context: int, batch_size: int, seed: int, val_batches: int):
         super().__init__()
-        check_length(corpus.train, context, "train")
-        check_length(corpus.val, context, "validation")
+        self.check(corpus, context)
         self.corpus, self.context, self.batch_size = corpus, context, batch_size
         self.seed, self.val_batches = seed, val_batches
 
+    @staticmethod
+    def check(corpus: Corpus, context: int) -> None:
+        check_length(corpus.train, context, "train")
+        check_length(corpus.val, context, "validation")
+
     def train_dataloader(self):
         trainer = self.trainer
-        windows = RandomWindows(self.corpus.train, self.context, self.batch_size, self.seed,
-                                trainer.global_step, trainer.global_rank, trainer.world_size)
+        windows = self.train_windows(self.corpus.train, self.context, self.batch_size, self.seed,
+                                     trainer.global_step, trainer.global_rank, trainer.world_size)
         return DataLoader(windows, batch_size=None, pin_memory=torch.cuda.is_available(), generator=_own_generator())
 
     def val_dataloader(self):
-        windows = Windows(self.corpus.val, self.context, self.val_batches * self.batch_size)
+        windows = self.val_windows(self.corpus.val, self.context, self.val_batches * self.batch_size)
         return DataLoader(windows, batch_size=self.batch_size, shuffle=False, generator=_own_generator())
 
 

@@ -28,7 +28,6 @@ from seqkit.module import SeqModule
 logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-warnings.filterwarnings("ignore", message=".*isinstance.*LeafSpec.*")
 
 
 def default_run_dir(cfg: RunConfig) -> Path:

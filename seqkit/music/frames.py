@@ -22,13 +22,12 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import Dataset, IterableDataset
 
 from seqkit.config import DataConfig
-from seqkit.data import Corpus, _own_generator
+from seqkit.data import Corpus, TokenData
 from seqkit.io import atomic_path
 from seqkit.music.notes import Note, NoteList, sort_notes
 
@@ -383,24 +382,16 @@ class SongWindows(Dataset):
         return _window(self.songs[song], start, self.context + 1)
 
 
-class FrameData(pl.LightningDataModule):
-    def __init__(self, corpus: Corpus, context: int, batch_size: int, seed: int, val_batches: int):
-        super().__init__()
+class FrameData(TokenData):
+    """TokenData over songs of frames: padded, masked windows."""
+
+    train_windows, val_windows = RandomSongWindows, SongWindows
+
+    @staticmethod
+    def check(corpus: Corpus, context: int) -> None:
         for songs, what in ((corpus.train, "train"), (corpus.val, "validation")):
             if not any(len(song) >= 2 for song in songs or []):
                 raise ValueError(f"the {what} split has no song of 2 or more frames: nothing to predict")
-        self.corpus, self.context, self.batch_size = corpus, context, batch_size
-        self.seed, self.val_batches = seed, val_batches
-
-    def train_dataloader(self):
-        trainer = self.trainer
-        windows = RandomSongWindows(self.corpus.train, self.context, self.batch_size, self.seed,
-                                    trainer.global_step, trainer.global_rank, trainer.world_size)
-        return DataLoader(windows, batch_size=None, pin_memory=torch.cuda.is_available(), generator=_own_generator())
-
-    def val_dataloader(self):
-        windows = SongWindows(self.corpus.val, self.context, self.val_batches * self.batch_size)
-        return DataLoader(windows, batch_size=self.batch_size, shuffle=False, generator=_own_generator())
 
 
 # --- evaluation and generation -------------------------------------------------------------------
