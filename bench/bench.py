@@ -25,18 +25,10 @@ SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 
 
 def text_config(source: str, family: str, steps: int, out: Path, cache: Path):
-    from seqkit.config import RunConfig
+    from seqkit.presets import preset
 
-    cfg = RunConfig()
-    cfg.data.source, cfg.data.cache_dir = source, str(cache)
-    cfg.model.family, cfg.model.context, cfg.model.window = family, 64, 16
-    cfg.model.d_embed, cfg.model.d_hidden, cfg.model.n_layers, cfg.model.n_heads = 64, 256, 2, 4
-    if family == "transformer":
-        cfg.model.d_embed = 128
-    cfg.train.max_steps, cfg.train.batch_size, cfg.train.lr = steps, 32, 3e-3
-    cfg.train.val_every, cfg.train.val_batches, cfg.train.warmup_steps = steps, 50, 20
-    cfg.train.progress, cfg.train.accelerator, cfg.train.out = False, "cpu", str(out)
-    return cfg
+    return preset("bench", family, source=source, cache_dir=str(cache), max_steps=steps, val_every=steps,
+                  out=str(out))
 
 
 def table(title: str, header: list[str], rows: list[list]) -> None:
@@ -71,7 +63,6 @@ def plain_loop_ms(cfg, corpus, steps: int) -> float:
     """The same model, batches and optimizer in a bare PyTorch loop: the floor seqkit is measured against."""
     from seqkit.data import RandomWindows
     from seqkit.models import build_model
-    from seqkit.module import sequence_loss
 
     cfg.model.vocab_size = corpus.tokenizer.vocab_size
     model = build_model(cfg.model)
@@ -80,7 +71,7 @@ def plain_loop_ms(cfg, corpus, steps: int) -> float:
     times = []
     for _ in range(steps):
         start = time.perf_counter()
-        loss, _ = sequence_loss(model, next(batches), False)
+        loss, _ = corpus.tokenizer.loss(model, next(batches))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -91,7 +82,7 @@ def plain_loop_ms(cfg, corpus, steps: int) -> float:
 
 def bench_overhead(source: str, steps: int, work: Path) -> None:
     import seqkit
-    from seqkit.data import load_corpus
+    from seqkit.kinds import load_corpus
 
     rows = []
     for family in ("lstm", "transformer"):

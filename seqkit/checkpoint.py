@@ -17,8 +17,8 @@ import torch
 from seqkit import __version__
 from seqkit.config import RunConfig
 from seqkit.io import atomic_path, write_json
-from seqkit.models import ModelConfig, build_model
-from seqkit.tokenizers import tokenizer_from_dict
+from seqkit.kinds import kind_from_dict
+from seqkit.models import build_model
 
 FORMAT = "seqkit-run"
 FORMAT_VERSION = 1
@@ -74,16 +74,27 @@ def read_run_info(path: str | Path) -> tuple[Path, dict]:
     return run_dir, info
 
 
+def read_tokenizer(run_dir: Path):
+    """The run's data kind, from tokenizer.json: the truth for a trained run, whatever the config says."""
+    path = run_dir / "tokenizer.json"
+    try:
+        return kind_from_dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise ValueError(f"{run_dir}: no tokenizer.json; not a complete seqkit run") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValueError(f"{path}: damaged (not JSON)") from None
+
+
 def load_run(path: str | Path):
     """→ (run_dir, RunConfig, tokenizer, model in eval mode, run info)."""
     run_dir, info = read_run_info(path)
     cfg = RunConfig.from_dict(info["config"])
-    tokenizer = tokenizer_from_dict(json.loads((run_dir / "tokenizer.json").read_text()))
+    tokenizer = read_tokenizer(run_dir)
     weights_path = run_dir / "model.pt"
     if not weights_path.is_file():
         raise ValueError(f"{run_dir}: no model.pt yet (training has not finished); "
                          "finish it with `seqkit train ... --resume`")
-    model = build_model(ModelConfig(**info["config"]["model"]))
+    model = build_model(cfg.model)
     try:
         model.load_state_dict(safe_load(weights_path))
     except RuntimeError:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -54,31 +53,33 @@ def train(
 ):
     """Train a model; prints the run directory at the end."""
     from seqkit.config import RunConfig, apply_dict, apply_overrides, load_yaml, set_value
-    from seqkit.data import default_tokenizer
+    from seqkit.kinds import default_kind
     from seqkit.training import resume as resume_training, train as run_training
 
+    flags = {"model.family": model, "data.tokenizer": tokenizer, "data.vocab_size": vocab_size,
+             "model.context": context, "train.max_steps": max_steps, "train.batch_size": batch_size, "train.lr": lr,
+             "train.seed": seed, "train.precision": precision, "train.accelerator": accelerator,
+             "train.devices": devices, "train.strategy": strategy, "train.num_nodes": num_nodes, "train.wandb": wandb}
+    given = {key: value for key, value in flags.items() if value is not None}
     if resume:
         if not out:
             raise ValueError("--resume needs --out RUN_DIR (the run to continue)")
-        changes = {"train.max_steps": max_steps, "train.accelerator": accelerator, "train.devices": devices,
-                   "train.strategy": strategy, "train.num_nodes": num_nodes, "train.wandb": wandb}
-        overrides = [f"{k}={v}" for k, v in changes.items() if v is not None] + list(set_)
+        if config:
+            raise ValueError("--config does not apply to --resume: the run keeps its saved config; "
+                             "change what can change with flags or --set")
+        overrides = [f"{k}={v}" for k, v in given.items()] + list(set_)
         typer.echo(f"run directory: {resume_training(out, overrides)}")
         return
     cfg = RunConfig()
-    if config:
-        apply_dict(cfg, load_yaml(config))
-    given = {"data.source": data, "model.family": model, "data.tokenizer": tokenizer, "data.vocab_size": vocab_size,
-             "model.context": context, "train.max_steps": max_steps, "train.batch_size": batch_size, "train.lr": lr,
-             "train.seed": seed, "train.precision": precision, "train.accelerator": accelerator,
-             "train.devices": devices, "train.strategy": strategy, "train.num_nodes": num_nodes,
-             "train.out": out, "train.wandb": wandb}
-    for key, value in given.items():
+    yaml_config = load_yaml(config) if config else {}
+    apply_dict(cfg, yaml_config)
+    for key, value in {"data.source": data, "train.out": out, **given}.items():
         if value is not None:
             set_value(cfg, key, value)
     apply_overrides(cfg, set_)
-    if tokenizer is None and not (config and "tokenizer" in load_yaml(config).get("data", {})):
-        cfg.data.tokenizer = default_tokenizer(cfg.data.source)
+    if tokenizer is None and "tokenizer" not in yaml_config.get("data", {}) \
+            and not any(item.startswith("data.tokenizer=") for item in set_):
+        cfg.data.tokenizer = default_kind(cfg.data.source)
     run_dir = run_training(cfg)
     typer.echo(f"run directory: {run_dir}")
 
@@ -104,34 +105,9 @@ def generate(
     trained = seqkit.load(run_dir)
     sampling = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                     seed=seed, num_samples=num_samples)
-    if trained.tokenizer.kind in ("midi", "pianoroll"):
-        from seqkit.music.generate import generate_music
-        for path in generate_music(trained, prompt_file, bars, out or Path("generated.mid"), **sampling):
-            typer.echo(f"wrote {path} and {path.with_suffix('.png')}")
-        return
-    if prompt_file is not None:
-        prompt = prompt_file.read_text(encoding="utf-8")
-    if num_samples == 1:
-        stream_text(trained, prompt, sampling)
-        return
-    for i, text in enumerate(trained.generate(prompt, **sampling)):
-        typer.echo(f"--- sample {i + 1} ---\n{text}")
-
-
-def stream_text(trained, prompt: str, sampling: dict) -> None:
-    """Print the prompt, then each new piece of text as soon as it decodes to whole characters."""
-    ids = trained.encode_prompt(prompt)
-    shown = len(trained.tokenizer.decode(ids))
-    if prompt:
-        sys.stdout.write(trained.tokenizer.decode(ids))
-    for token in trained.stream(list(ids), **sampling):
-        ids.append(int(token[0]))
-        text = trained.tokenizer.decode(ids)
-        if not text.endswith("\ufffd"):  # wait for the rest of a multi-byte character
-            sys.stdout.write(text[shown:])
-            sys.stdout.flush()
-            shown = len(text)
-    sys.stdout.write("\n")
+    trained.tokenizer.check_sampling(max_new_tokens, temperature, top_k, top_p, num_samples)
+    trained.tokenizer.write_samples(trained, prompt, sampling, typer.echo, prompt_file=prompt_file, bars=bars,
+                                    out=out)
 
 
 @app.command(name="eval")
@@ -160,7 +136,7 @@ def info(run_dir: Path = typer.Argument(..., help="A run directory.")):
     typer.echo(f"run        {trained.run_dir}")
     typer.echo(f"family     {cfg.model.family}  ({trained.num_parameters:,} parameters)")
     typer.echo(f"model      {cfg.model}")
-    typer.echo(f"tokenizer  {trained.tokenizer.kind}, vocabulary {trained.tokenizer.vocab_size}")
+    typer.echo(f"tokenizer  {trained.tokenizer.name}, vocabulary {trained.tokenizer.vocab_size}")
     typer.echo(f"data       {cfg.data.source}")
     typer.echo(f"seqkit     {trained.info.get('seqkit_version')}")
     for key, value in (trained.info.get("summary") or {}).items():
@@ -175,19 +151,21 @@ def tokenize(
     vocab_size: int = typer.Option(1000, help="bpe / unigram vocabulary size (trained on FILE)."),
     show: int = typer.Option(20, help="How many tokens to print."),
     roundtrip: Optional[Path] = typer.Option(None, help="Write decode(encode(FILE)) here."),
+    set_: list[str] = typer.Option([], "--set", help="Tokenizer settings: --set data.grid=24 --set data.programs=true"),
 ):
     """Show how a tokenizer sees a file; with --roundtrip, write it back out to check nothing is lost."""
-    from seqkit.data import default_tokenizer, load_file_tokens
+    from seqkit.config import DataConfig, apply_overrides, RunConfig
+    from seqkit.kinds import default_kind, kind_class
 
     if not file.is_file():
         raise FileNotFoundError(f"no such file: {file}")
-    kind = tokenizer or default_tokenizer(str(file))
-    tok, ids, write_back = load_file_tokens(file, kind, vocab_size)
-    typer.echo(f"{file}: {len(ids)} tokens ({tok.kind}, vocabulary {tok.vocab_size})")
+    cfg = RunConfig(data=DataConfig(source=str(file), vocab_size=vocab_size))
+    apply_overrides(cfg, set_)
+    tok, ids, write_back = kind_class(tokenizer or default_kind(str(file))).tokenize_file(file, cfg.data)
+    typer.echo(f"{file}: {len(ids)} tokens ({tok.name}, vocabulary {tok.vocab_size})")
     typer.echo(" ".join(tok.describe(ids[:show])))
     if roundtrip:
-        write_back(ids, roundtrip)
-        typer.echo(f"wrote {roundtrip}")
+        typer.echo(write_back(ids, roundtrip))
 
 
 def _settings(items: list[str]) -> dict:
@@ -247,11 +225,9 @@ def demo_text(
 ):
     """Train a small model on the built-in `pydoc` text and sample from it."""
     import seqkit
-    from seqkit.config import RunConfig
+    from seqkit.presets import preset
 
-    cfg = RunConfig()
-    cfg.model.family, cfg.model.context = model, 64
-    cfg.train.max_steps, cfg.train.val_every, cfg.train.lr, cfg.train.out = steps, max(steps // 3, 1), 3e-3, str(out)
+    cfg = preset("demo-text", model, max_steps=steps, val_every=max(steps // 3, 1), out=str(out))
     run_dir = seqkit.train(cfg)
     trained = seqkit.load(run_dir)
     typer.echo(f"\nbest validation loss {trained.info['summary']['best_val_loss']:.3f} nats/token, "
@@ -276,6 +252,24 @@ def demo_predict_song(
     from seqkit.music.demo import predict_song
 
     predict_song(model, steps, bars, examples, out, seed, wandb, echo=typer.echo)
+
+
+@app.command(name="export-frames")
+@user_errors
+def export_frames(
+    source: str = typer.Argument(..., help="bach, a folder of MIDI/score files, or one file."),
+    out: Path = typer.Argument(..., help="The benchmark file to write: .npz, .mat or .pickle."),
+    frames_per_quarter: int = typer.Option(2, help="Time resolution: frames per quarter note."),
+    low: int = typer.Option(21, help="Lowest key (MIDI number; 21 = A0)."),
+    high: int = typer.Option(108, help="Highest key (108 = C8)."),
+    val_fraction: float = typer.Option(0.1, help="Of the pieces, for validation and for test each."),
+    cache_dir: str = typer.Option("data/cache"),
+):
+    """Write music as polyphonic frames in the benchmark layout (traindata/validdata/testdata)."""
+    from seqkit.music.frame_data import export_frames as run_export
+
+    counts = run_export(source, out, frames_per_quarter, low, high, cache_dir, val_fraction)
+    typer.echo(f"wrote {out}: " + ", ".join(f"{n} {split} songs" for split, n in counts.items()))
 
 
 def main():

@@ -11,54 +11,34 @@ import math
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from pytorch_lightning.callbacks import Callback
 
 import seqkit
-from seqkit.config import RunConfig, set_value
+from seqkit.config import RunConfig
 from seqkit.io import atomic_path
+from seqkit.kinds import default_kind, load_corpus
 from seqkit.models import FAMILIES, build_model, count_parameters
+from seqkit.presets import preset
 
 DEFAULT_MODELS = "ar,ffwd,jordan,elman,lstm,transformer"
-# Small enough that all six families train 300 steps in a few minutes on a laptop CPU.
-SMALL = {"context": 64, "window": 8, "d_embed": 32, "d_hidden": 128, "n_layers": 1, "n_heads": 4}
-FAMILY_SIZES = {"transformer": {"d_embed": 64, "n_layers": 2}}
-# The one width `params=N` searches per family (the others keep their SMALL values).
+# The one width `params=N` searches per family (the others keep their "small" preset values).
 WIDTH = {"ar": "d_embed", "transformer": "d_embed"}
 NO_STEP_LIMIT = 10**9  # with a time budget the clock stops training, and the cosine schedule stays flat
 
 
 def small_config(data: str, family: str, tokenizer: str | None = None, seed: int = 1337, out: str | Path = "",
                  **overrides) -> RunConfig:
-    """The small, fast set-up compare and doctor train: context 64, batch 32, lr 3e-3, validation every
-    50 steps. `overrides` set any config field by name (`d_hidden=256`, `lr=1e-3`, `model.dropout=0.1`)."""
-    from seqkit.data import default_tokenizer
-
-    cfg = RunConfig()
-    cfg.data.source, cfg.data.tokenizer = str(data), tokenizer or default_tokenizer(str(data))
-    for name, value in {**SMALL, **FAMILY_SIZES.get(family, {}), "family": family}.items():
-        setattr(cfg.model, name, value)
-    t = cfg.train
-    t.batch_size, t.lr, t.warmup_steps, t.val_every, t.val_batches = 32, 3e-3, 30, 50, 10
-    t.seed, t.progress, t.out = seed, False, str(out)
-    for key, value in overrides.items():
-        set_field(cfg, key, value)
+    """The "small" preset compare and doctor train (context 64, batch 32, lr 3e-3, validation every 50
+    steps) on `data`. `overrides` set any config field by name (`d_hidden=256`, `model.dropout=0.1`)."""
+    cfg = preset("small", family, source=str(data), tokenizer=tokenizer or default_kind(str(data)), seed=seed,
+                 out=str(out), **overrides)
     if "warmup_steps" not in overrides and "train.warmup_steps" not in overrides:
-        t.warmup_steps = min(t.warmup_steps, max(1, t.max_steps // 10))
+        cfg.train.warmup_steps = min(cfg.train.warmup_steps, max(1, cfg.train.max_steps // 10))
     return cfg
-
-
-def set_field(cfg: RunConfig, key: str, value) -> None:
-    """`set_value` that also takes a bare field name (`d_hidden`) and finds its section."""
-    if "." not in key:
-        sections = [s for s in ("data", "model", "train") if key in {f.name for f in fields(getattr(cfg, s))}]
-        if not sections:
-            raise ValueError(f"unknown option {key!r}: not a model, data or train setting")
-        key = f"{sections[0]}.{key}"
-    set_value(cfg, key, value)
 
 
 def size_to(cfg: RunConfig, params: int, vocab_size: int) -> None:
@@ -151,7 +131,6 @@ def compare(data: str, models: str = DEFAULT_MODELS, max_steps: int = 300, time_
     steps = NO_STEP_LIMIT if time_budget else max_steps
     configs = {f: small_config(data, f, tokenizer, seed, out / f, max_steps=steps, **overrides) for f in families}
     if params:
-        from seqkit.data import load_corpus
         vocab_size = load_corpus(configs[families[0]].data).tokenizer.vocab_size
         for cfg in configs.values():
             size_to(cfg, params, vocab_size)
@@ -195,12 +174,13 @@ def result_row(family: str, run_dir: Path) -> dict:
     trained = seqkit.load(run_dir)
     summary = trained.info.get("summary") or {}
     loss = summary.get("best_val_loss")
-    per_char = summary.get("best_val_bits_per_char")
-    frames = trained.config.model.frames
+    per, bits = next(((key.removeprefix("best_val_bits_per_"), value) for key, value in summary.items()
+                      if key.startswith("best_val_bits_per_")), (None, None))  # char, or byte
+    frames = trained.tokenizer.frames
     return {"family": family, "parameters": trained.num_parameters, "steps": summary.get("steps"),
             "train_tokens_per_s": summary.get("train_tokens_per_second"), "best_val_loss": loss,
-            "bits": per_char if per_char is not None else (loss / math.log(2) if loss is not None else None),
-            "bits_per": "char" if per_char is not None else ("frame" if frames else "token"),
+            "bits": bits if bits is not None else (loss / math.log(2) if loss is not None else None),
+            "bits_per": per or ("frame" if frames else "token"),
             "sample_tokens_per_s": None if frames else round(sampling_speed(trained)),
             "wall_s": summary.get("wall_seconds"), "run_dir": str(run_dir)}
 

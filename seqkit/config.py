@@ -13,6 +13,7 @@ from seqkit.models import ModelConfig
 
 @dataclass
 class DataConfig:
+    """What to read and how to fit a new tokenizer; a trained run's tokenizer.json is the truth for it."""
     source: str = "pydoc"         # a built-in name (pydoc, bach), a file or a folder
     tokenizer: str = "char"       # char | byte | bpe | unigram | midi | pianoroll
     vocab_size: int = 1000        # bpe / unigram only
@@ -20,6 +21,11 @@ class DataConfig:
     cache_dir: str = "data/cache"
     augment: bool = False         # music: transpose training pieces into other keys
     frames_per_quarter: int = 2   # pianoroll: time resolution of MIDI input
+    grid: int = 12                # midi: positions per quarter note (12: sixteenths and eighth-note triplets)
+    velocity_bins: int = 0        # midi: 0 leaves dynamics out (every note at 64)
+    tempo: bool = False           # midi: tempo tokens
+    time_signature: bool = True   # midi: time-signature tokens
+    programs: bool = False        # midi: a program token per note, keeping instruments (and parts) apart
 
 
 @dataclass
@@ -99,6 +105,51 @@ def set_value(cfg: RunConfig, key: str, value) -> None:
         valid = ", ".join(f.name for f in dataclasses.fields(section))
         raise ValueError(f"unknown config key {key!r}; {section_name} has: {valid}")
     setattr(section, name, _coerce(value, types[name], key))
+
+
+def set_field(cfg: RunConfig, key: str, value) -> None:
+    """`set_value` that also takes a bare field name (`d_hidden`) and finds its section."""
+    if "." not in key:
+        sections = [s for s in ("data", "model", "train") if key in {f.name for f in dataclasses.fields(getattr(cfg, s))}]
+        if not sections:
+            raise ValueError(f"unknown option {key!r}: not a model, data or train setting")
+        key = f"{sections[0]}.{key}"
+    set_value(cfg, key, value)
+
+
+def at_least(low):
+    return lambda v: v >= low, f"at least {low}"
+
+
+def between(low, high):
+    return lambda v: low <= v <= high, f"from {low} to {high}"
+
+
+# Each numeric or choice field with what it must be; `check` names the first one that is not.
+REQUIREMENTS = {
+    "train.max_steps": at_least(1), "train.batch_size": at_least(1), "train.val_every": at_least(1),
+    "train.val_batches": at_least(1), "train.warmup_steps": at_least(0), "train.early_stopping": at_least(0),
+    "train.num_nodes": at_least(1), "train.weight_decay": at_least(0.0), "train.l1": at_least(0.0),
+    "train.grad_clip": at_least(0.0), "train.momentum": between(0.0, 1.0), "train.min_lr_ratio": between(0.0, 1.0),
+    "train.lr": (lambda v: v > 0, "greater than 0"),
+    "train.optimizer": (lambda v: v in ("adamw", "sgd"), "adamw or sgd"),
+    "train.precision": (lambda v: v in ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true"),
+                        "32-true, bf16-mixed or 16-mixed"),
+    "data.vocab_size": at_least(1), "data.val_fraction": (lambda v: 0 < v < 0.5, "between 0 and 0.5"),
+    "data.frames_per_quarter": between(1, 96), "data.grid": between(1, 96), "data.velocity_bins": between(0, 127),
+}
+
+
+def check(cfg: RunConfig) -> None:
+    """Raise a one-line ValueError naming the first setting out of its range."""
+    for key, (ok, requirement) in REQUIREMENTS.items():
+        section, _, name = key.partition(".")
+        value = getattr(getattr(cfg, section), name)
+        if not ok(value):
+            raise ValueError(f"{key} must be {requirement}, got {value!r}")
+    betas = cfg.train.betas
+    if not all(0 <= b < 1 for b in betas):
+        raise ValueError(f"train.betas must each be in [0, 1), got {betas}")
 
 
 def apply_dict(cfg: RunConfig, d: dict) -> None:

@@ -21,7 +21,6 @@ from tqdm import tqdm
 
 from seqkit.config import DataConfig
 from seqkit.io import atomic_path, write_json
-from seqkit.tokenizers import MUSIC_KINDS, fit_tokenizer
 
 TEXT_BUILTINS = ("pydoc",)
 MUSIC_BUILTINS = ("bach",)
@@ -31,11 +30,10 @@ _BLOCK = 1 << 22  # characters per encode call when streaming a file
 
 @dataclass
 class Corpus:
-    tokenizer: object
+    tokenizer: object  # the data kind (seqkit.kinds) that read it
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray | None = None
-    chars_per_token: float | None = None  # text only: turns bits per token into bits per character
 
 
 def is_music(source: str) -> bool:
@@ -45,24 +43,6 @@ def is_music(source: str) -> bool:
     if path.is_file():
         return path.suffix.lower() in MUSIC_SUFFIXES
     return path.is_dir() and any(p.suffix.lower() in MUSIC_SUFFIXES for p in path.rglob("*"))
-
-
-def default_tokenizer(source: str) -> str:
-    return "midi" if is_music(source) else "char"
-
-
-def load_corpus(cfg: DataConfig, tokenizer=None) -> Corpus:
-    """Tokenise `cfg.source` with `tokenizer`, or with a new one of kind `cfg.tokenizer` fitted on it."""
-    kind = tokenizer.kind if tokenizer is not None else cfg.tokenizer
-    if cfg.source not in TEXT_BUILTINS + MUSIC_BUILTINS and not Path(cfg.source).exists():
-        raise FileNotFoundError(f"no such file, folder or built-in data set: {cfg.source} "
-                                f"(built-ins: {', '.join(TEXT_BUILTINS + MUSIC_BUILTINS)})")
-    if kind in MUSIC_KINDS:
-        from seqkit.music.data import load_music_corpus
-        return load_music_corpus(cfg, tokenizer)
-    if is_music(cfg.source) and cfg.source not in TEXT_BUILTINS:
-        raise ValueError(f"{cfg.source} is music: use --tokenizer midi (or pianoroll)")
-    return load_text_corpus(cfg, tokenizer)
 
 
 # ---------------------------------------------------------------- text
@@ -83,9 +63,9 @@ def text_files(source: str, cache_dir: Path) -> list[Path]:
     return files
 
 
-def _text_blocks(path: Path, kind: str):
-    """Yield a file's text in blocks of about _BLOCK characters cut at line ends, so nothing loads whole."""
-    encoding = "latin-1" if kind == "byte" else "utf-8"  # byte tokenizer: any bytes, 1:1 onto code points < 256
+def text_blocks(path: Path, encoding: str = "utf-8"):
+    """Yield a file's text in blocks of about _BLOCK characters cut at line ends, so nothing loads whole.
+    (The byte tokenizer reads latin-1: any bytes, 1:1 onto code points < 256.)"""
     carry = ""
     try:
         with open(path, encoding=encoding, newline="") as f:
@@ -110,45 +90,37 @@ def _content_hash(files: list[Path]) -> str:
     return h.hexdigest()[:16]
 
 
-def _encode(tokenizer, text: str) -> list[int]:
-    if tokenizer.kind == "byte":
-        return list(text.encode("latin-1"))
-    return tokenizer.encode(text)
-
-
-_worker_tokenizer = None
-
-
-def _start_worker(tokenizer_dict: dict) -> None:
-    global _worker_tokenizer
-    from seqkit.tokenizers import tokenizer_from_dict
-    _worker_tokenizer = tokenizer_from_dict(tokenizer_dict)
+_worker_tokenizer = None  # set before the pool forks: the workers inherit it
 
 
 def _encode_in_worker(job):
     block, dtype = job
-    return block, np.asarray(_encode(_worker_tokenizer, block), dtype=dtype)
+    return block, np.asarray(_worker_tokenizer.encode_block(block), dtype=dtype)
 
 
 def _encode_blocks(tokenizer, blocks, dtype, parallel: bool):
     """(block, ids) in order; large corpora are encoded on every core."""
+    global _worker_tokenizer
     if not parallel or cpu_count() == 1:
-        yield from ((block, np.asarray(_encode(tokenizer, block), dtype=dtype)) for block in blocks)
+        yield from ((block, np.asarray(tokenizer.encode_block(block), dtype=dtype)) for block in blocks)
         return
-    with multiprocessing.get_context("fork").Pool(cpu_count(), _start_worker, (tokenizer.to_dict(),)) as pool:
+    _worker_tokenizer = tokenizer
+    with multiprocessing.get_context("fork").Pool(cpu_count()) as pool:
         yield from pool.imap(_encode_in_worker, ((block, dtype) for block in blocks))
 
 
-def load_text_corpus(cfg: DataConfig, tokenizer=None) -> Corpus:
+def load_text_corpus(cfg: DataConfig, kind_class, tokenizer=None) -> Corpus:
+    """Text files → one cached memmap of ids, the last `val_fraction` held out. `tokenizer` (a text kind)
+    encodes them, or a new `kind_class` fitted on them (cached by content and settings)."""
     cache_dir = Path(cfg.cache_dir)
     files = text_files(cfg.source, cache_dir)
-    kind = tokenizer.kind if tokenizer is not None else cfg.tokenizer
-    texts = lambda: (block for f in files for block in _text_blocks(f, kind))  # noqa: E731 (one pass each call)
+    texts = lambda: (block for f in files for block in text_blocks(f, kind_class.file_encoding))  # noqa: E731
     if sum(f.stat().st_size for f in files) == 0:
         raise ValueError(f"{cfg.source}: empty; nothing to train on")
     corpus_hash = _content_hash(files)
     if tokenizer is None:
-        tokenizer = _fitted_tokenizer(cfg, texts, cache_dir / f"tokenizer-{corpus_hash}-{kind}-{cfg.vocab_size}.json")
+        path = cache_dir / f"tokenizer-{corpus_hash}-{kind_class.name}-{cfg.vocab_size}.json"
+        tokenizer = _fitted_tokenizer(kind_class, texts, cfg.vocab_size, path)
     tok_hash = hashlib.sha256(json.dumps(tokenizer.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
     bin_path = cache_dir / f"tokens-{corpus_hash}-{tok_hash}.bin"
     meta_path = bin_path.with_suffix(".json")
@@ -167,16 +139,13 @@ def load_text_corpus(cfg: DataConfig, tokenizer=None) -> Corpus:
     meta = json.loads(meta_path.read_text())
     tokens = np.memmap(bin_path, dtype=meta["dtype"], mode="r", shape=(meta["tokens"],))
     n_val = int(len(tokens) * cfg.val_fraction)
-    return Corpus(tokenizer, tokens[:len(tokens) - n_val], tokens[len(tokens) - n_val:],
-                  chars_per_token=meta["chars"] / max(meta["tokens"], 1))
+    return Corpus(tokenizer, tokens[:len(tokens) - n_val], tokens[len(tokens) - n_val:])
 
 
-def _fitted_tokenizer(cfg: DataConfig, texts, path: Path):
-    from seqkit.tokenizers import tokenizer_from_dict
-
+def _fitted_tokenizer(kind_class, texts, vocab_size: int, path: Path):
     if path.exists():
-        return tokenizer_from_dict(json.loads(path.read_text()))
-    tokenizer = fit_tokenizer(cfg.tokenizer, texts(), cfg.vocab_size)
+        return kind_class.from_dict(json.loads(path.read_text()))
+    tokenizer = kind_class.fit(texts(), vocab_size)
     write_json(path, tokenizer.to_dict())
     return tokenizer
 
@@ -234,15 +203,21 @@ def check_length(tokens: np.ndarray, context: int, what: str) -> None:
 
 
 class TokenData(pl.LightningDataModule):
-    """Random training windows and fixed validation windows; FrameData swaps in its own window kinds."""
+    """Random training windows and fixed validation windows; FrameData swaps in its own."""
 
-    train_windows, val_windows = RandomWindows, Windows
+    train_windows = RandomWindows
+
+    def make_val_set(self, corpus: Corpus, context: int, batch_size: int, val_batches: int):
+        return Windows(corpus.val, context, val_batches * batch_size)
 
     def __init__(self, corpus: Corpus, context: int, batch_size: int, seed: int, val_batches: int):
         super().__init__()
         self.check(corpus, context)
         self.corpus, self.context, self.batch_size = corpus, context, batch_size
         self.seed, self.val_batches = seed, val_batches
+        self.val_set = self.make_val_set(corpus, context, batch_size, val_batches)
+        # characters per token of exactly the validation windows scored (text only), for bits per char
+        self.chars_per_token = corpus.tokenizer.chars_per_token(corpus.val, self.val_set)
 
     @staticmethod
     def check(corpus: Corpus, context: int) -> None:
@@ -256,30 +231,8 @@ class TokenData(pl.LightningDataModule):
         return DataLoader(windows, batch_size=None, pin_memory=torch.cuda.is_available(), generator=_own_generator())
 
     def val_dataloader(self):
-        windows = self.val_windows(self.corpus.val, self.context, self.val_batches * self.batch_size)
-        return DataLoader(windows, batch_size=self.batch_size, shuffle=False, generator=_own_generator())
+        return DataLoader(self.val_set, batch_size=self.batch_size, shuffle=False, generator=_own_generator())
 
 
 def cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def load_file_tokens(path: Path, kind: str, vocab_size: int = 1000):
-    """Tokenise one file with a tokenizer of `kind` (text ones fitted on the file itself).
-    → (tokenizer, ids, write_back(ids, out_path))."""
-    if kind in MUSIC_KINDS:
-        from seqkit.music.tokenizer import MidiTokenizer
-        if kind != "midi":
-            raise ValueError("tokenize shows token sequences; use --tokenizer midi for music files")
-        tokenizer = MidiTokenizer()
-        return tokenizer, tokenizer.encode_file(path), tokenizer.write_midi
-    text = "".join(_text_blocks(path, kind))
-    if not text:
-        raise ValueError(f"{path}: empty file")
-    tokenizer = fit_tokenizer(kind, [text], vocab_size)
-
-    def write_back(ids, out: Path):
-        with atomic_path(out) as tmp:
-            tmp.write_bytes(bytes(ids) if kind == "byte" else tokenizer.decode(ids).encode("utf-8"))
-
-    return tokenizer, _encode(tokenizer, text), write_back

@@ -47,7 +47,8 @@ def doctor(data: str, model: str = "lstm", lr: float | None = None, steps: int =
     by name (n_layers=6, activation=sigmoid, dropout=0.1, weight_decay=0.1, context=128, ...).
     Returns the checks; each is also printed as it finishes.
     """
-    from seqkit.data import RandomWindows, load_corpus
+    from seqkit.data import RandomWindows
+    from seqkit.kinds import kind_class, load_corpus
 
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
@@ -55,10 +56,11 @@ def doctor(data: str, model: str = "lstm", lr: float | None = None, steps: int =
     cfg = small_config(data, model, tokenizer, max_steps=steps, **({"lr": lr} if lr is not None else {}), **overrides)
     if "val_every" not in overrides and "train.val_every" not in overrides:
         cfg.train.val_every = max(steps // 5, 1)  # five points on the short run's validation curve
-    if cfg.data.tokenizer == "pianoroll":
+    if kind_class(cfg.data.tokenizer).frames:
         raise ValueError("doctor checks token models; use --tokenizer midi for music")
     corpus = load_corpus(cfg.data)
-    cfg.model.vocab_size = corpus.tokenizer.vocab_size
+    kind = corpus.tokenizer
+    cfg.model.vocab_size = kind.vocab_size
     context, batch_size, seed = cfg.model.context, cfg.train.batch_size, cfg.train.seed
     if min(len(corpus.train), len(corpus.val)) < context + 2:
         raise ValueError(f"{data}: too short for a context of {context}; use more data or a smaller context")
@@ -71,10 +73,10 @@ def doctor(data: str, model: str = "lstm", lr: float | None = None, steps: int =
         checks.append(check)
         echo(check.line())
 
-    init = init_loss_check(cfg, next(windows))
+    init = init_loss_check(cfg, kind, next(windows))
     report(init)
-    report(overfit_check(cfg, next(windows)[:4], steps))
-    names, norms = gradient_norms(cfg, windows, min(steps, GRAD_STEPS))
+    report(overfit_check(cfg, kind, next(windows)[:4], steps))
+    names, norms = gradient_norms(cfg, kind, windows, min(steps, GRAD_STEPS))
     vanishing = vanishing_check(names, norms)
     report(vanishing)
     report(exploding_check(norms))
@@ -99,23 +101,21 @@ def describe(cfg) -> str:
     return f"{m.family} ({layers}{shape}{act}), lr {cfg.train.lr:g}, batch {cfg.train.batch_size}x{m.context}"
 
 
-def fresh_model(cfg):
+def fresh_model(cfg, kind):
     """The model and the optimizer training would use (same seed, same parameter groups), constant lr."""
     from seqkit.module import SeqModule
 
     torch.manual_seed(cfg.train.seed)
-    module = SeqModule(cfg.model.__dict__, cfg.train.__dict__)
+    module = SeqModule(cfg.model.__dict__, cfg.train.__dict__, kind)
     optimizer = module.configure_optimizers()["optimizer"]
     for group in optimizer.param_groups:  # the schedule set the warmup's first lr; these loops use the peak
         group["lr"] = cfg.train.lr
     return module.model, optimizer
 
 
-def train_step(model, optimizer, batch, grad_clip: float) -> tuple[float, list[float]]:
+def train_step(kind, model, optimizer, batch, grad_clip: float) -> tuple[float, list[float]]:
     """One plain optimizer step → (loss, gradient norm of every parameter before clipping)."""
-    from seqkit.module import sequence_loss
-
-    loss, _ = sequence_loss(model, batch, False)
+    loss, _ = kind.loss(model, batch)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     norms = [p.grad.norm().item() if p.grad is not None else 0.0 for p in model.parameters()]
@@ -128,12 +128,10 @@ def train_step(model, optimizer, batch, grad_clip: float) -> tuple[float, list[f
 # ---------------------------------------------------------------- 1. loss at initialisation
 
 @torch.no_grad()
-def init_loss_check(cfg, batch) -> Check:
-    from seqkit.module import sequence_loss
-
-    model, _ = fresh_model(cfg)
+def init_loss_check(cfg, kind, batch) -> Check:
+    model, _ = fresh_model(cfg, kind)
     model.eval()
-    loss = sequence_loss(model, batch, False)[0].item()
+    loss = kind.loss(model, batch)[0].item()
     uniform = math.log(cfg.model.vocab_size)
     where = f"loss {loss:.3f} at initialisation; a uniform guess scores ln(V) = {uniform:.3f}"
     if not math.isfinite(loss) or loss > 1.5 * uniform + 0.5:
@@ -147,11 +145,11 @@ def init_loss_check(cfg, batch) -> Check:
 
 # ---------------------------------------------------------------- 2. overfit one batch
 
-def overfit_check(cfg, batch, steps: int) -> Check:
+def overfit_check(cfg, kind, batch, steps: int) -> Check:
     """Train on one small batch only: any working model and optimizer memorise it."""
-    model, optimizer = fresh_model(cfg)
+    model, optimizer = fresh_model(cfg, kind)
     model.train()
-    losses = [train_step(model, optimizer, batch, cfg.train.grad_clip)[0] for _ in range(steps)]
+    losses = [train_step(kind, model, optimizer, batch, cfg.train.grad_clip)[0] for _ in range(steps)]
     first, last = losses[0], min(losses[-10:])
     where = (f"one batch of {batch.shape[0]}x{batch.shape[1] - 1} tokens: loss {first:.3f} -> {last:.3f} "
              f"in {steps} steps")
@@ -170,13 +168,13 @@ def overfit_check(cfg, batch, steps: int) -> Check:
 
 # ---------------------------------------------------------------- 3. gradient flow
 
-def gradient_norms(cfg, windows, steps: int) -> tuple[list[str], np.ndarray]:
+def gradient_norms(cfg, kind, windows, steps: int) -> tuple[list[str], np.ndarray]:
     """Per weight matrix, the gradient norm at each of the first `steps` training steps on fresh batches:
     (names in model order, norms (layers, steps)); the output head comes last."""
-    model, optimizer = fresh_model(cfg)
+    model, optimizer = fresh_model(cfg, kind)
     model.train()
     names = [n for n, _ in model.named_parameters()]
-    rows = [train_step(model, optimizer, next(windows), cfg.train.grad_clip)[1] for _ in range(steps)]
+    rows = [train_step(kind, model, optimizer, next(windows), cfg.train.grad_clip)[1] for _ in range(steps)]
     norms = np.array(rows).T
     keep = [i for i, (n, p) in enumerate(model.named_parameters()) if p.dim() >= 2]
     return [names[i] for i in keep], norms[keep]

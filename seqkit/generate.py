@@ -1,7 +1,8 @@
-"""Sampling for every family, in layers: sample_next(logits) → generate_ids (an iterator of new tokens)."""
+"""Sampling for every family and data kind, in layers: `feed` (a sequence through the model in
+context-sized chunks) → a kind's sampler (`sample_next` for ids) → `generate_steps`, the one generation loop."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -39,23 +40,31 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
-@torch.no_grad()
-def generate_ids(model, prompt: list[int], max_new_tokens: int, temperature: float = 1.0,
-                 top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-                 num_samples: int = 1) -> Iterator[torch.Tensor]:
-    """Yield (num_samples,) new token ids, one step at a time. The prompt is fed once, in chunks of the
-    model's context; after that each token costs one incremental step (state carried, prefix never re-run)."""
-    check_sampling(max_new_tokens, temperature, top_k, top_p, num_samples)
-    if not prompt:
-        raise ValueError("the prompt is empty: give at least one token to start from")
+def feed(model, x: torch.Tensor, state=None) -> Iterator[tuple[int, torch.Tensor, object]]:
+    """Feed x (B, T[, K]) through the model in chunks of its context, carrying the state, so every output
+    sees the whole sequence before it: yields (chunk start, outputs of the chunk, state after it)."""
+    context = model.cfg.context
+    for start in range(0, x.size(1), context):
+        outputs, state = model(x[:, start:start + context], state)
+        yield start, outputs, state
+
+
+def seeded_generator(model, seed: int | None) -> torch.Generator:
     device = next(model.parameters()).device
     generator = torch.Generator(device=device)
     generator.manual_seed(seed if seed is not None else torch.seed())
-    ids = torch.tensor([prompt] * num_samples, dtype=torch.long, device=device)
-    state, context = None, model.cfg.context
-    for start in range(0, ids.size(1), context):
-        logits, state = model(ids[:, start:start + context], state)
-    for _ in range(max_new_tokens):
-        token = sample_next(logits[:, -1], temperature, top_k, top_p, generator)
-        yield token
-        logits, state = model(token[:, None], state)
+    return generator
+
+
+@torch.no_grad()
+def generate_steps(model, prompt: torch.Tensor, steps: int, draw: Callable) -> Iterator[torch.Tensor]:
+    """The generation loop of every kind: feed `prompt` (B, T[, K]) once, then yield `steps` new inputs,
+    each drawn from the last outputs by `draw` (a kind's sampler) and fed back as one incremental step
+    (the state carried, the prefix never re-run)."""
+    for _, outputs, state in feed(model, prompt):
+        pass
+    for step in range(steps):
+        new = draw(outputs[:, -1])
+        yield new
+        if step + 1 < steps:
+            outputs, state = model(new[:, None], state)

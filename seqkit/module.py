@@ -5,12 +5,9 @@ import math
 
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 
 from seqkit.config import TrainConfig
 from seqkit.models import ModelConfig, build_model
-
-LN2 = math.log(2)
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
@@ -21,38 +18,23 @@ def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def sequence_loss(model, batch, frames: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean next-step loss over a batch and the number of predictions it averages.
-
-    Token batches are (B, T+1) ids: cross-entropy. Frame batches are (frames (B, T+1, K), mask (B, T+1)):
-    binary cross-entropy summed over keys (NLL per frame), padding masked out.
-    """
-    if not frames:
-        logits, _ = model(batch[:, :-1])
-        return F.cross_entropy(logits.flatten(0, 1).float(), batch[:, 1:].flatten()), batch[:, 1:].new_tensor(batch[:, 1:].numel())
-    rolls, mask = batch
-    logits, _ = model(rolls[:, :-1])
-    per_frame = F.binary_cross_entropy_with_logits(logits.float(), rolls[:, 1:], reduction="none").sum(-1)
-    mask = mask[:, 1:].float()
-    count = mask.sum()
-    return (per_frame * mask).sum() / count.clamp(min=1), count
-
-
 class SeqModule(pl.LightningModule):
-    def __init__(self, model: dict, train: dict, chars_per_token: float | None = None):
+    """`kind` (a seqkit.kinds data kind) says what a batch is and gives the loss and the metrics."""
+
+    def __init__(self, model: dict, train: dict, kind, chars_per_token: float | None = None):
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["kind"])
         self.model_cfg = ModelConfig(**model)
         self.cfg = TrainConfig(**train)
         self.model = build_model(self.model_cfg)
-        self.chars_per_token = chars_per_token
+        self.kind, self.chars_per_token = kind, chars_per_token
         self._val_sum = self._val_count = None
 
     def forward(self, x, state=None):
         return self.model(x, state)
 
     def training_step(self, batch, batch_idx):
-        loss, _ = sequence_loss(self.model, batch, self.model_cfg.frames)
+        loss, _ = self.kind.loss(self.model, batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step}")
         self.log("train/loss", loss, prog_bar=True)
@@ -60,6 +42,18 @@ class SeqModule(pl.LightningModule):
             loss = loss + self.cfg.l1 * sum(p.abs().sum() for p in self.parameters() if p.dim() >= 2)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"])
         return loss
+
+    def on_train_start(self):
+        # A resumed run may have been given a new peak lr: rescale the restored schedule to it.
+        for config in self.trainer.lr_scheduler_configs:
+            scheduler = config.scheduler
+            scheduler.base_lrs = [self.cfg.lr] * len(scheduler.base_lrs)
+            lr = self.cfg.lr * self.lr_factor(scheduler.last_epoch)
+            for group in scheduler.optimizer.param_groups:
+                group["lr"] = lr
+
+    def lr_factor(self, step: int) -> float:
+        return lr_factor(step, self.cfg.warmup_steps, self.cfg.max_steps, self.cfg.min_lr_ratio)
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
         if self.global_step >= self.trainer.max_steps:
@@ -70,7 +64,7 @@ class SeqModule(pl.LightningModule):
         self._val_count = torch.zeros((), device=self.device, dtype=torch.float64)
 
     def validation_step(self, batch, batch_idx):
-        loss, count = sequence_loss(self.model, batch, self.model_cfg.frames)
+        loss, count = self.kind.loss(self.model, batch)
         self._val_sum += loss.double() * count
         self._val_count += count
 
@@ -78,7 +72,7 @@ class SeqModule(pl.LightningModule):
         total = self.trainer.strategy.reduce(self._val_sum, reduce_op="sum")
         count = self.trainer.strategy.reduce(self._val_count, reduce_op="sum")
         loss = (total / count.clamp(min=1)).float()
-        for name, value in metrics_from_loss(loss, self.chars_per_token, self.model_cfg.frames).items():
+        for name, value in self.kind.metrics(loss, self.chars_per_token).items():
             self.log(f"val/{name}", value, prog_bar=name == "loss", sync_dist=False)
 
     def on_save_checkpoint(self, checkpoint):
@@ -111,16 +105,5 @@ class SeqModule(pl.LightningModule):
                                         nesterov=self.cfg.nesterov)
         else:
             raise ValueError(f"unknown optimizer {self.cfg.optimizer!r}; choose adamw or sgd")
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(
-            step, self.cfg.warmup_steps, self.cfg.max_steps, self.cfg.min_lr_ratio))
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: self.lr_factor(step))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
-
-
-def metrics_from_loss(loss, chars_per_token: float | None = None, frames: bool = False) -> dict:
-    """Loss (nats per token, or per frame) → the metrics people compare."""
-    if frames:
-        return {"loss": loss, "nll_per_frame": loss}
-    metrics = {"loss": loss, "ppl": torch.exp(torch.as_tensor(loss)), "bits_per_token": loss / LN2}
-    if chars_per_token:
-        metrics["bits_per_char"] = loss / LN2 / chars_per_token
-    return metrics

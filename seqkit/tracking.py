@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import netrc
 import os
-import warnings
 from pathlib import Path
 
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_only
+
+from seqkit.generate import generate_steps, seeded_generator
+from seqkit.io import warn
 
 
 def wandb_configured() -> bool:
@@ -34,7 +36,7 @@ def make_wandb_logger(cfg, run_dir: Path):
                          settings=wandb.Settings(init_timeout=60, console="off"))
         return WandbLogger(experiment=run, save_dir=str(run_dir))
     except Exception as e:  # noqa: BLE001 - tracking must never stop training
-        warnings.warn(f"W&B disabled for this run: {e.__class__.__name__}: {str(e).splitlines()[0][:200]}")
+        warn(f"W&B disabled for this run: {e.__class__.__name__}: {str(e).splitlines()[0][:200]}")
         return None
 
 
@@ -47,20 +49,21 @@ class SampleTable(Callback):
     @rank_zero_only
     def on_validation_end(self, trainer, module):
         import wandb
-        from seqkit.api import start_ids
-        from seqkit.generate import generate_ids
 
-        if module.model_cfg.frames:
+        kind = self.tokenizer
+        if kind.frames:
             return
-        was_training = module.model.training
-        module.model.eval()
-        new = [int(t) for t in generate_ids(module.model, start_ids(self.tokenizer), self.max_new_tokens, seed=0)]
-        module.model.train(was_training)
-        sample = " ".join(self.tokenizer.describe(new)) if self.tokenizer.kind == "midi" else self.tokenizer.decode(new)
-        self.rows.append([trainer.global_step, sample])
+        model = module.model
+        was_training = model.training
+        model.eval()
+        prompt = kind.prompt_tensor(kind.start_prompt(), 1, module.device)
+        draw = kind.sampler(model, generator=seeded_generator(model, 0))
+        new = [int(t) for t in generate_steps(model, prompt, self.max_new_tokens, draw)]
+        model.train(was_training)
+        self.rows.append([trainer.global_step, kind.sample_text(new)])
         for logger in trainer.loggers:
             if hasattr(logger, "experiment") and logger.__class__.__name__ == "WandbLogger":
                 try:
                     logger.experiment.log({"samples": wandb.Table(columns=["step", "sample"], data=self.rows)})
                 except Exception as e:  # noqa: BLE001
-                    warnings.warn(f"W&B sample logging failed: {e}")
+                    warn(f"W&B sample logging failed: {e}")

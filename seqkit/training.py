@@ -1,9 +1,8 @@
 """Training from a RunConfig: corpus → model → Lightning Trainer → a run directory."""
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
-import math
 import statistics
 import time
 import warnings
@@ -11,23 +10,33 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 from pytorch_lightning.utilities import rank_zero_only
 
-from seqkit.checkpoint import export_weights, read_run_info, save_run_info, update_run_info
-from seqkit.config import RunConfig, apply_overrides
+from seqkit.checkpoint import export_weights, read_run_info, read_tokenizer, save_run_info, update_run_info
+from seqkit.config import RunConfig, apply_overrides, check
 from seqkit.io import atomic_path
-from seqkit.data import TokenData, load_corpus
+from seqkit.kinds import load_corpus
 from seqkit.models import count_parameters
-from seqkit.tokenizers import tokenizer_from_dict
 from seqkit.module import SeqModule
 
-# Lightning's start-up banners (GPU available, tips) are noise on every run; warnings still show.
-logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
-warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
-warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+
+@contextlib.contextmanager
+def quiet_lightning():
+    """Lightning's start-up banners (GPU available, tips) and two warnings that are noise here; only
+    while training, so importing seqkit changes nothing."""
+    logger = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        try:
+            yield
+        finally:
+            logger.setLevel(level)
 
 
 def default_run_dir(cfg: RunConfig) -> Path:
@@ -46,6 +55,28 @@ def check_devices(cfg: RunConfig) -> None:
 
 def _device_count(devices: str) -> int:
     return len(devices.split(",")) if "," in devices else int(devices)
+
+
+class StepProgressBar(TQDMProgressBar):
+    """Training is step-based: the bar counts optimizer steps to max_steps (not epochs) and shows no v_num."""
+
+    def on_train_epoch_start(self, trainer, *_):
+        super().on_train_epoch_start(trainer)
+        self.train_progress_bar.reset(total=trainer.max_steps)
+        self.train_progress_bar.n = trainer.global_step
+        self.train_progress_bar.set_description("steps")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        bar = self.train_progress_bar
+        if bar is not None and self._should_update(trainer.global_step, bar.total):
+            bar.n = trainer.global_step
+            bar.set_postfix(self.get_metrics(trainer, pl_module))
+            bar.refresh()
+
+    def get_metrics(self, trainer, pl_module):
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics
 
 
 class Throughput(Callback):
@@ -77,32 +108,41 @@ def train(cfg: RunConfig, callbacks: list | None = None) -> Path:
 
 def resume(run_dir: str | Path, overrides: list[str] = (), callbacks: list | None = None) -> Path:
     """Continue a run from ckpt/last.ckpt: weights, optimizer, schedule, RNG and data position.
-    `overrides` (`train.max_steps=5000`, ...) may change the budget and hardware, nothing else."""
+    `overrides` (`train.max_steps=5000`, ...) may change the budget, the learning rate, the context and
+    batch (the data stream then differs from a straight run's), precision and hardware; nothing else."""
     run_dir, info = read_run_info(run_dir)
     cfg = RunConfig.from_dict(info["config"])
-    for item in overrides:
-        if item.partition("=")[0].strip() not in RESUMABLE:
-            raise ValueError(f"cannot change {item.partition('=')[0]} when resuming; only {', '.join(RESUMABLE)}")
+    fixed = [item.partition("=")[0].strip() for item in overrides if item.partition("=")[0].strip() not in RESUMABLE]
+    if fixed:
+        raise ValueError(f"cannot change {', '.join(fixed)} when resuming (the saved model and data fix them); "
+                         f"resuming can change {', '.join(RESUMABLE)}")
     apply_overrides(cfg, list(overrides))
     last = run_dir / "ckpt" / "last.ckpt"
     if not last.is_file():
         raise ValueError(f"{run_dir}: no ckpt/last.ckpt to resume from (no validation had finished)")
-    tokenizer = tokenizer_from_dict(json.loads((run_dir / "tokenizer.json").read_text()))
-    return _fit(cfg, run_dir, last, callbacks, tokenizer)
+    update_run_info(run_dir, config=cfg.to_dict())
+    return _fit(cfg, run_dir, last, callbacks, read_tokenizer(run_dir))
 
 
-RESUMABLE = ("train.max_steps", "train.accelerator", "train.devices", "train.strategy", "train.num_nodes",
-             "train.progress", "train.wandb")
+RESUMABLE = ("train.max_steps", "train.lr", "model.context", "train.batch_size", "train.precision",
+             "train.val_every", "train.early_stopping", "train.accelerator", "train.devices", "train.strategy",
+             "train.num_nodes", "train.progress", "train.wandb")
 
 
 def _fit(cfg: RunConfig, run_dir: Path, ckpt_path: Path | None, callbacks: list | None, tokenizer=None) -> Path:
+    check(cfg)
     check_devices(cfg)
+    with quiet_lightning():
+        return _fit_quietly(cfg, run_dir, ckpt_path, callbacks, tokenizer)
+
+
+def _fit_quietly(cfg: RunConfig, run_dir: Path, ckpt_path: Path | None, callbacks: list | None, tokenizer) -> Path:
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
     corpus = load_corpus(cfg.data, tokenizer)
-    cfg.model.vocab_size = corpus.tokenizer.vocab_size
-    cfg.model.frames = cfg.data.tokenizer == "pianoroll"
-    data = make_datamodule(cfg, corpus)
-    module = SeqModule(cfg.model.__dict__, cfg.train.__dict__, corpus.chars_per_token)
+    kind = corpus.tokenizer
+    cfg.model.vocab_size, cfg.model.frames = kind.vocab_size, kind.frames
+    data = kind.datamodule(corpus, cfg.model.context, cfg.train.batch_size, cfg.train.seed, cfg.train.val_batches)
+    module = SeqModule(cfg.model.__dict__, cfg.train.__dict__, kind, data.chars_per_token)
     if cfg.train.compile:
         module.model.compile()
     if ckpt_path is None and rank_zero_only.rank == 0:
@@ -112,6 +152,8 @@ def _fit(cfg: RunConfig, run_dir: Path, ckpt_path: Path | None, callbacks: list 
                                  save_last=True, save_top_k=1, auto_insert_metric_name=False)
     throughput = Throughput(cfg.train.batch_size * cfg.model.context)
     all_callbacks = [checkpoint, throughput, *(callbacks or [])]
+    if cfg.train.progress:
+        all_callbacks.append(StepProgressBar())
     if cfg.train.early_stopping:
         all_callbacks.append(EarlyStopping("val/loss", patience=cfg.train.early_stopping, check_finite=True))
     # Lightning's CSV writer deletes an existing metrics.csv, so a resumed run logs beside it.
@@ -121,7 +163,7 @@ def _fit(cfg: RunConfig, run_dir: Path, ckpt_path: Path | None, callbacks: list 
         logger = make_wandb_logger(cfg, run_dir)
         if logger is not None:
             loggers.append(logger)
-            all_callbacks.append(SampleTable(corpus.tokenizer))
+            all_callbacks.append(SampleTable(kind))
 
     trainer = pl.Trainer(
         max_steps=cfg.train.max_steps, val_check_interval=min(cfg.train.val_every, cfg.train.max_steps),
@@ -142,10 +184,11 @@ def _fit(cfg: RunConfig, run_dir: Path, ckpt_path: Path | None, callbacks: list 
         best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else run_dir / "ckpt" / "last.ckpt"
         export_weights(run_dir, best)
         best_loss = _float(checkpoint.best_model_score)
+        per_char = {} if best_loss is None else {  # bits per char (or byte) of the validation text scored
+            f"best_val_{name}": float(value) for name, value in kind.metrics(best_loss, data.chars_per_token).items()
+            if name.startswith("bits_per_") and name != "bits_per_token"}
         update_run_info(run_dir, summary={
-            "steps": trainer.global_step, "best_val_loss": best_loss,
-            **({"best_val_bits_per_char": best_loss / math.log(2) / corpus.chars_per_token}
-               if corpus.chars_per_token and best_loss is not None else {}),
+            "steps": trainer.global_step, "best_val_loss": best_loss, **per_char,
             "train_tokens_per_second": throughput.tokens_per_second and round(throughput.tokens_per_second),
             "ms_per_step": throughput.seconds_per_step and round(1000 * throughput.seconds_per_step, 2),
             "wall_seconds": round(time.time() - started, 1), "device": str(module.device)})
@@ -164,13 +207,6 @@ def _destroy_process_group() -> None:
     # Without this, torch 2.13 + Lightning DDP runs can abort at interpreter exit.
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
-
-
-def make_datamodule(cfg: RunConfig, corpus):
-    if cfg.model.frames:
-        from seqkit.music.frames import FrameData
-        return FrameData(corpus, cfg.model.context, cfg.train.batch_size, cfg.train.seed, cfg.train.val_batches)
-    return TokenData(corpus, cfg.model.context, cfg.train.batch_size, cfg.train.seed, cfg.train.val_batches)
 
 
 def _devices_arg(devices: str):

@@ -21,17 +21,11 @@ def text_file(tmp_path):
 
 
 def tiny_config(source, family="lstm", out="", steps=6, tokenizer="char", cache_dir=None):
-    from seqkit.config import RunConfig
+    from seqkit.presets import preset
 
-    cfg = RunConfig()
-    cfg.data.source, cfg.data.tokenizer = str(source), tokenizer
-    cfg.data.cache_dir = str(cache_dir) if cache_dir else str(os.path.join(os.path.dirname(str(source)), "cache"))
-    cfg.model.family, cfg.model.context, cfg.model.window = family, 16, 4
-    cfg.model.d_embed, cfg.model.d_hidden, cfg.model.n_layers, cfg.model.n_heads = 16, 32, 1, 2
-    cfg.train.max_steps, cfg.train.batch_size, cfg.train.val_every, cfg.train.val_batches = steps, 8, 3, 2
-    cfg.train.lr, cfg.train.warmup_steps, cfg.train.progress, cfg.train.accelerator = 3e-3, 2, False, "cpu"
-    cfg.train.out = str(out)
-    return cfg
+    cache = str(cache_dir) if cache_dir else os.path.join(os.path.dirname(str(source)), "cache")
+    return preset("tiny", family, source=str(source), tokenizer=tokenizer, cache_dir=cache, max_steps=steps,
+                  out=str(out))
 
 
 @pytest.fixture(scope="session")

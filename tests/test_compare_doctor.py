@@ -98,8 +98,8 @@ def test_doctor_passes_a_sound_setup(prose, tmp_path):
 
 
 def test_doctor_sees_repeated_text_in_train_and_val(text_file, tmp_path):
-    from seqkit.data import load_corpus
     from seqkit.doctor import data_checks
+    from seqkit.kinds import load_corpus
 
     corpus = load_corpus(small_config(str(text_file), "lstm", cache_dir=str(tmp_path / "cache")).data)
     overlap = next(c for c in data_checks(corpus, 16) if c.name == "train/val overlap")
@@ -111,11 +111,12 @@ def test_doctor_sees_repeated_text_in_train_and_val(text_file, tmp_path):
     ("lstm", dict(n_layers=2), PASS),
 ])
 def test_vanishing_gradients_warn_for_deep_sigmoid_elman_not_lstm(text_file, tmp_path, family, options, status):
-    from seqkit.data import RandomWindows, load_corpus
+    from seqkit.data import RandomWindows
+    from seqkit.kinds import load_corpus
 
     cfg = small_config(str(text_file), family, cache_dir=str(tmp_path / "cache"), **{**TINY, **options})
     corpus = load_corpus(cfg.data)
     cfg.model.vocab_size = corpus.tokenizer.vocab_size
-    names, norms = gradient_norms(cfg, iter(RandomWindows(corpus.train, 16, 8, 0)), steps=5)
+    names, norms = gradient_norms(cfg, corpus.tokenizer, iter(RandomWindows(corpus.train, 16, 8, 0)), steps=5)
     assert norms.shape == (len(names), 5) and names[-1] == "head.weight"
     assert vanishing_check(names, norms).status == status

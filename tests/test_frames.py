@@ -1,4 +1,4 @@
-"""seqkit.music.frames: piano-roll frames, benchmark files, masked batches, every family end to end."""
+"""Piano-roll frames: the codec, benchmark files, masked batches, the frame kind, every family end to end."""
 import math
 import pickle
 import shutil
@@ -14,12 +14,29 @@ import seqkit
 from conftest import tiny_config
 from seqkit.cli import app
 from seqkit.models import FAMILIES, ModelConfig, build_model
-from seqkit.module import sequence_loss
+from seqkit.generate import generate_steps, seeded_generator
+from seqkit.kinds import kind_from_dict
+from seqkit.kinds.pianoroll import PianoRollKind as PianoRoll
+from seqkit.music.benchmark_file import read_benchmark_file, write_benchmark_file
 from seqkit.music.corpus import bach_pieces
-from seqkit.music.frames import (FrameData, PianoRoll, RandomSongWindows, evaluate_frames, export_frames,
-                                 generate_frames, read_benchmark_file, write_benchmark_file)
+from seqkit.music.frame_data import FrameData, RandomSongWindows, export_frames
 from seqkit.music.tokenizer import MidiTokenizer
-from seqkit.tokenizers import tokenizer_from_dict
+
+KIND = PianoRoll()
+
+
+def generate_frames(model, prime, n, temperature=1.0, seed=None, num_samples=1):
+    """The generation loop every kind shares, with the frame kind's sampler: prime + n frames per sample."""
+    x = KIND.prompt_tensor(prime, num_samples, "cpu")
+    draw = KIND.sampler(model, temperature, generator=seeded_generator(model, seed))
+    new = torch.stack(list(generate_steps(model, x, n, draw)), 1).to(torch.uint8).numpy()
+    return [np.concatenate([prime, sample]) for sample in new]
+
+
+def evaluate_frames(model, songs, context=None):
+    if context is not None:
+        model.cfg.context = context  # how many frames are fed at a time; the state carries the rest
+    return KIND.evaluate(model, songs)
 
 runner = CliRunner()
 
@@ -93,7 +110,7 @@ def test_held_keys_become_one_sustained_note():
 
 def test_piano_roll_settings_round_trip_as_json():
     roll = PianoRoll(low=36, high=96, frames_per_quarter=4)
-    assert tokenizer_from_dict(roll.to_dict()) == roll and roll.vocab_size == 61
+    assert kind_from_dict(roll.to_dict()) == roll and roll.vocab_size == 61
     with pytest.raises(ValueError, match="low <= high"):
         PianoRoll(low=90, high=80)
 
@@ -168,25 +185,30 @@ def test_padding_never_counts_in_the_loss():
     model = frame_model("lstm")
     songs = random_songs([5, 12])
     data = FrameData(seqkit.data.Corpus(PianoRoll(), songs, songs), context=16, batch_size=2, seed=0, val_batches=1)
-    rolls, mask = next(iter(data.val_dataloader()))
-    assert rolls.shape == (2, 17, 88) and mask.sum(1).tolist() == [5, 12]
+    rolls, mask = next(iter(data.val_dataloader()))  # whole songs, longest first
+    assert rolls.shape == (2, 12, 88) and mask.sum(1).tolist() == [12, 5]
     with torch.no_grad():
-        padded, count = sequence_loss(model, (rolls, mask), True)
+        padded, count = KIND.loss(model, (rolls, mask))
         rolls[~mask] = 1.0  # whatever the padding holds
-        assert torch.allclose(sequence_loss(model, (rolls, mask), True)[0], padded)
+        assert torch.allclose(KIND.loss(model, (rolls, mask))[0], padded)
         alone = [(torch.tensor(s[None], dtype=torch.float32), torch.ones(1, len(s), dtype=torch.bool)) for s in songs]
-        parts = [sequence_loss(model, batch, True) for batch in alone]
+        parts = [KIND.loss(model, batch) for batch in alone]
     by_hand = sum(loss * n for loss, n in parts) / sum(n for _, n in parts)
     assert count == 15 and torch.allclose(padded, by_hand)
     for context in (16, 4):  # whole songs, or in pieces with the state carried: the same numbers
         assert evaluate_frames(model, songs, context)["nll_per_frame"] == pytest.approx(by_hand.item(), rel=1e-5)
 
 
-def test_validation_windows_cover_each_frame_once():
+def test_validation_scores_each_frame_once_with_the_state_carried_as_eval_does():
     songs = random_songs([5, 12, 33])
-    data = FrameData(seqkit.data.Corpus(PianoRoll(), songs, songs), context=8, batch_size=4, seed=0, val_batches=10)
-    masks = torch.cat([mask for _, mask in data.val_dataloader()])
-    assert masks[:, 1:].sum() == sum(len(s) - 1 for s in songs)
+    data = FrameData(seqkit.data.Corpus(PianoRoll(), songs, songs), context=8, batch_size=2, seed=0, val_batches=10)
+    batches = list(data.val_dataloader())
+    assert sum(int(mask[:, 1:].sum()) for _, mask in batches) == sum(len(s) - 1 for s in songs)
+    model = frame_model("lstm")
+    with torch.no_grad():
+        losses = [KIND.loss(model, batch) for batch in batches]  # what validation during training computes
+    validation = sum(loss * n for loss, n in losses) / sum(n for _, n in losses)
+    assert validation.item() == pytest.approx(evaluate_frames(model, songs)["nll_per_frame"], rel=1e-5)
 
 
 def test_training_windows_depend_only_on_seed_and_step():

@@ -74,7 +74,7 @@ def test_tokenize_midi_round_trip(songs, tmp_path):
 
 def test_eval_refuses_data_of_the_other_kind(songs, trained_run, text_file, tmp_path):
     result = invoke("eval", trained_run, songs / "chorales")
-    assert result.exit_code == 1 and "is music, but this run's tokenizer is char" in result.stderr
+    assert result.exit_code == 1 and "is music, but the tokenizer is char (text)" in result.stderr
     run = tmp_path / "run"
     assert invoke("train", songs / "chorales", "--model", "ar", "--out", run,
                   "--set", f"data.cache_dir={tmp_path / 'cache'}", *TINY).exit_code == 0

@@ -1,7 +1,8 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from seqkit.tokenizers import ByteTokenizer, CharTokenizer, fit_tokenizer, tokenizer_from_dict
+from seqkit.kinds import KINDS, kind_class, kind_from_dict
+from seqkit.kinds.text import ByteTokenizer, CharTokenizer
 from conftest import TEXT
 
 CORPUS = TEXT + "Ünïcödé ✓ 日本語 tabs\tand  double  spaces\r\n"
@@ -9,7 +10,7 @@ CORPUS = TEXT + "Ünïcödé ✓ 日本語 tabs\tand  double  spaces\r\n"
 
 @pytest.fixture(scope="module", params=["bpe", "unigram"])
 def sentencepiece(request):
-    return fit_tokenizer(request.param, [CORPUS], vocab_size=300)
+    return KINDS[request.param].fit([CORPUS], vocab_size=300)
 
 
 def test_char_round_trip_and_unknown_characters_named():
@@ -39,14 +40,18 @@ def test_sentencepiece_keeps_whitespace_and_compresses(sentencepiece):
 
 @pytest.mark.parametrize("kind", ["char", "byte", "bpe", "unigram"])
 def test_serialise_round_trip(kind):
-    tok = fit_tokenizer(kind, [CORPUS], vocab_size=300)
-    again = tokenizer_from_dict(tok.to_dict())
-    assert again.vocab_size == tok.vocab_size
+    tok = KINDS[kind].fit([CORPUS], vocab_size=300)
+    again = kind_from_dict(tok.to_dict())
+    assert again == tok and again.vocab_size == tok.vocab_size
     assert again.encode(CORPUS) == tok.encode(CORPUS)
 
 
-def test_unknown_kind_and_too_large_vocabulary():
-    with pytest.raises(ValueError, match="unknown text tokenizer"):
-        fit_tokenizer("wordpiece", [CORPUS])
-    with pytest.raises(ValueError, match="smaller --vocab-size"):
-        fit_tokenizer("bpe", ["abc"], vocab_size=5000)
+def test_unknown_kind_and_vocabulary_sizes_that_cannot_work():
+    with pytest.raises(ValueError, match="unknown tokenizer 'wordpiece'"):
+        kind_class("wordpiece")
+    with pytest.raises(ValueError, match=r"use --vocab-size 263 or less"):
+        KINDS["bpe"].fit(["abc"], vocab_size=5000)
+    many_characters = "".join(chr(0x4E00 + i) for i in range(100)) * 3
+    with pytest.raises(ValueError, match=r"need at least 357; use --vocab-size 357 or more"):
+        KINDS["bpe"].fit([many_characters], vocab_size=300)
+    assert KINDS["bpe"].fit([many_characters], vocab_size=357).vocab_size == 357

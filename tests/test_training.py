@@ -8,7 +8,8 @@ import torch
 
 import seqkit
 from seqkit.config import RunConfig, apply_dict, apply_overrides
-from seqkit.data import RandomWindows, load_corpus
+from seqkit.data import RandomWindows
+from seqkit.kinds import load_corpus
 from seqkit.generate import check_sampling, sample_next
 from seqkit.models import FAMILIES
 from seqkit.module import lr_factor
@@ -144,7 +145,7 @@ def test_parallel_tokenisation_equals_sequential(text_file, tmp_path, monkeypatc
     cfg.data.vocab_size = 300
     parallel = load_corpus(cfg.data)
     tokenizer = parallel.tokenizer
-    blocks = list(data._text_blocks(text_file, "bpe"))
+    blocks = list(data.text_blocks(text_file))
     assert len(blocks) > 4
     sequential = np.concatenate([ids for _, ids in data._encode_blocks(tokenizer, blocks, np.uint16, parallel=False)])
     assert np.array_equal(np.concatenate([parallel.train, parallel.val]), sequential)

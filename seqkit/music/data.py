@@ -7,6 +7,7 @@ import numpy as np
 
 from seqkit.config import DataConfig
 from seqkit.data import Corpus
+from seqkit.io import warn
 from seqkit.music.corpus import augment_transpositions, bach_pieces, music_files, split_pieces, tokenize_pieces
 from seqkit.music.tokenizer import MidiTokenizer
 
@@ -21,7 +22,7 @@ def split_sequences(cfg: DataConfig, tokenizer, progress: bool = True) -> dict[s
     pieces = corpus_pieces(cfg.source)
     sequences, skipped = tokenize_pieces(pieces, tokenizer, Path(cfg.cache_dir) / "music", progress=progress)
     if skipped:
-        print(f"skipped {len(skipped)} of {len(pieces)} files that could not be read (named above)")
+        warn(f"skipped {len(skipped)} of {len(pieces)} files that could not be read (named above)")
     if not sequences:
         raise ValueError(f"{cfg.source}: none of its {len(pieces)} music files could be read")
     readable = [p for p in pieces if p not in set(skipped)]
@@ -34,11 +35,8 @@ def split_sequences(cfg: DataConfig, tokenizer, progress: bool = True) -> dict[s
     return {name: {p: by_piece[p] for p in names} for name, names in splits.items()}
 
 
-def load_music_corpus(cfg: DataConfig, tokenizer=None) -> Corpus:
-    if cfg.tokenizer == "pianoroll" or getattr(tokenizer, "kind", None) == "pianoroll":
-        from seqkit.music.frames import load_frame_corpus
-        return load_frame_corpus(cfg, tokenizer)
-    tokenizer = tokenizer or MidiTokenizer()
+def load_music_corpus(cfg: DataConfig, tokenizer: MidiTokenizer) -> Corpus:
+    """Token ids of every piece, concatenated per split (train/val/test by piece)."""
     splits = {name: list(pieces.values()) for name, pieces in split_sequences(cfg, tokenizer).items()}
     if cfg.augment:
         splits["train"] = splits["train"] + augment_transpositions(splits["train"], tokenizer)

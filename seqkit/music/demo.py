@@ -7,36 +7,16 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from seqkit.io import warn
+from seqkit.kinds.base import scored_log_probs
 from seqkit.music.generate import new_notes, opening_bars, until_eos
 from seqkit.music.pianoroll import plot_comparison
+from seqkit.presets import preset
 
 
 def demo_config(model: str, steps: int, run_dir: Path, data: str = "bach"):
-    from seqkit.config import RunConfig
-
-    cfg = RunConfig()
-    cfg.data.source, cfg.data.tokenizer = data, "midi"
-    cfg.model.family, cfg.model.context, cfg.model.window = model, 128, 16
-    cfg.model.d_embed, cfg.model.d_hidden, cfg.model.n_layers, cfg.model.dropout = 64, 256, 2, 0.1
-    if model == "transformer":
-        cfg.model.d_embed, cfg.model.n_heads = 128, 4
-    cfg.train.max_steps, cfg.train.batch_size, cfg.train.lr, cfg.train.warmup_steps = steps, 16, 3e-3, 50
-    cfg.train.val_every, cfg.train.val_batches, cfg.train.out = max(steps // 4, 1), 20, str(run_dir)
-    return cfg
-
-
-@torch.no_grad()
-def next_token_log_probs(model, ids: list[int]) -> torch.Tensor:
-    """Teacher-forced log p(ids[t+1] | ids[:t+1]) for every t: (len-1, V), fed in context-sized chunks
-    with the state carried, so the transformer's sliding window and the RNNs' memory span the whole piece."""
-    x = torch.tensor([ids[:-1]])
-    state, chunks = None, []
-    for start in range(0, x.size(1), model.cfg.context):
-        logits, state = model(x[:, start:start + model.cfg.context], state)
-        chunks.append(logits[0].float().log_softmax(-1))
-    return torch.cat(chunks)
+    return preset("demo", model, source=data, max_steps=steps, val_every=max(steps // 4, 1), out=str(run_dir))
 
 
 def score_pieces(trained, test: list[np.ndarray], train: list[np.ndarray], bars: int) -> dict[str, dict]:
@@ -58,7 +38,7 @@ def score_pieces(trained, test: list[np.ndarray], train: list[np.ndarray], bars:
         start = len(opening_bars(tokenizer, ids, bars))
         if start >= len(ids) - 1:
             continue
-        log_p = next_token_log_probs(trained.model, ids)[start - 1:].numpy()
+        log_p = scored_log_probs(trained.model, ids)[start - 1:].cpu().numpy()
         targets = np.array(ids[start:])
         totals["model"]["nll"] += -log_p[np.arange(len(targets)), targets].sum()
         totals["unigram"]["nll"] += -unigram_log_p[targets].sum()
@@ -109,9 +89,8 @@ def predict_song(model: str = "lstm", steps: int = 400, bars: int = 4, examples:
     first `bars` bars: score the true continuation, sample `examples` continuations to MIDI + PNG.
     `overrides` are config keys for a new run, e.g. {"model.d_hidden": 64}."""
     import seqkit
-    from seqkit.music.data import split_sequences
-
     from seqkit.config import set_value
+    from seqkit.music.data import split_sequences
 
     run_dir = out / f"{model}-{Path(data).stem}"
     if (run_dir / "model.pt").is_file():
@@ -157,7 +136,6 @@ def predict_song(model: str = "lstm", steps: int = 400, bars: int = 4, examples:
 
 
 def log_to_wandb(run_dir: Path, scores: dict, images: list[str]) -> None:
-    import warnings
     try:
         import wandb
         from seqkit.tracking import wandb_configured
@@ -171,4 +149,4 @@ def log_to_wandb(run_dir: Path, scores: dict, images: list[str]) -> None:
         run.log({"song_prediction": table, "piano_rolls": [wandb.Image(p) for p in images]})
         run.finish()
     except Exception as e:  # noqa: BLE001 - tracking must never break the demo
-        warnings.warn(f"W&B logging failed: {e}")
+        warn(f"W&B logging failed: {e}")

@@ -4,6 +4,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from seqkit.music.pianoroll import PREDICTION, PROMPT, plot_pianoroll
 
 
@@ -34,14 +37,10 @@ def new_notes(tokenizer, prompt: list[int], full: list[int]):
 def generate_music(trained, prompt_file: Path | None, bars: int, out: Path, **sampling) -> list[Path]:
     """Write one MIDI file (+ PNG piano roll beside it) per sample; returns the MIDI paths."""
     tokenizer = trained.tokenizer
-    if out.suffix.lower() not in (".mid", ".midi"):
-        raise ValueError(f"{out}: the output of a music model is a MIDI file; name it .mid")
-    if tokenizer.kind == "pianoroll":
-        from seqkit.music.frames import generate_roll_music
-        return generate_roll_music(trained, prompt_file, bars, out, **sampling)
+    check_midi_name(out)
     prompt = opening_bars(tokenizer, tokenizer.encode_file(prompt_file), bars) if prompt_file else [tokenizer.bos_id]
     samples = trained.generate_ids(prompt, **sampling)
-    paths = [out] if len(samples) == 1 else [out.with_name(f"{out.stem}_{i + 1}{out.suffix}") for i in range(len(samples))]
+    paths = numbered(out, len(samples))
     prompt_notes = tokenizer.decode_notes(prompt)
     for ids, path in zip(samples, paths):
         ids = until_eos(tokenizer, ids)
@@ -51,3 +50,38 @@ def generate_music(trained, prompt_file: Path | None, bars: int, out: Path, **sa
                                                   ("continuation", new_notes(tokenizer, prompt, ids), PREDICTION)],
                        title=title)
     return paths
+
+
+def generate_roll_music(trained, prompt_file: Path | None, bars: int, out: Path, max_new_tokens: int,
+                        temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                        seed: int | None = None, num_samples: int = 1) -> list[Path]:
+    """`seqkit generate` for a piano-roll model: prime with the first `bars` 4/4 bars of `prompt_file`
+    (or one silent frame), sample `max_new_tokens` frames; write MIDI + PNG per sample."""
+    roll = trained.tokenizer
+    check_midi_name(out)
+    prime = roll.read_roll(prompt_file)[:bars * 4 * roll.frames_per_quarter] if prompt_file else roll.start_prompt()
+    if prompt_file and not len(prime):
+        raise ValueError(f"{prompt_file}: no notes in its first {bars} bars")
+    steps = list(trained.stream(prime, max_new_tokens, temperature, top_k, top_p, seed, num_samples))
+    start = roll.prompt_tensor(prime, 1, "cpu")[0].numpy().astype(np.uint8)
+    samples = [np.concatenate([start, new]) for new in torch.stack(steps, 1).to(torch.uint8).cpu().numpy()]
+    paths = numbered(out, len(samples))
+    prompt_notes = roll.roll_to_notes(start)
+    shift = len(start) / roll.frames_per_quarter
+    for sample, path in zip(samples, paths):
+        roll.write_midi(sample, path)
+        continuation = [n._replace(start=n.start + shift) for n in roll.roll_to_notes(sample[len(start):])]
+        title = f"{path.name}: {bars} bars of {prompt_file.name} + continuation" if prompt_file else path.name
+        plot_pianoroll(path.with_suffix(".png"), [("prompt", prompt_notes, PROMPT),
+                                                  ("continuation", continuation, PREDICTION)], title=title)
+    return paths
+
+
+def check_midi_name(out: Path) -> None:
+    if out.suffix.lower() not in (".mid", ".midi"):
+        raise ValueError(f"{out}: the output of a music model is a MIDI file; name it .mid")
+
+
+def numbered(out: Path, n: int) -> list[Path]:
+    """`out` for one sample; out_1, out_2, ... for several."""
+    return [out] if n == 1 else [out.with_name(f"{out.stem}_{i + 1}{out.suffix}") for i in range(n)]

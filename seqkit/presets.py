@@ -1,0 +1,49 @@
+"""Named run presets: small dicts of config fields over RunConfig's defaults, with per-family extras.
+
+    preset("small", "transformer", max_steps=300)   # any field by name or as section.field
+"""
+from __future__ import annotations
+
+from seqkit.config import RunConfig, set_field
+
+PRESETS: dict[str, dict[str, object]] = {
+    # the unit tests: a few seconds per run on a CPU
+    "tiny": {"model.context": 16, "model.window": 4, "model.d_embed": 16, "model.d_hidden": 32,
+             "model.n_layers": 1, "model.n_heads": 2, "train.max_steps": 6, "train.batch_size": 8,
+             "train.val_every": 3, "train.val_batches": 2, "train.lr": 3e-3, "train.warmup_steps": 2,
+             "train.progress": False, "train.accelerator": "cpu"},
+    # compare and doctor: all six families train 300 steps in a few minutes on a laptop CPU
+    "small": {"model.context": 64, "model.window": 8, "model.d_embed": 32, "model.d_hidden": 128,
+              "model.n_layers": 1, "model.n_heads": 4, "train.batch_size": 32, "train.lr": 3e-3,
+              "train.warmup_steps": 30, "train.val_every": 50, "train.val_batches": 10, "train.progress": False},
+    # `seqkit demo text`
+    "demo-text": {"model.context": 64, "train.lr": 3e-3, "train.max_steps": 300, "train.val_every": 100},
+    # `seqkit demo predict-song` on the Bach chorales
+    "demo": {"data.source": "bach", "data.tokenizer": "midi", "model.context": 128, "model.window": 16,
+             "model.d_embed": 64, "model.d_hidden": 256, "model.n_layers": 2, "model.dropout": 0.1,
+             "train.max_steps": 400, "train.batch_size": 16, "train.lr": 3e-3, "train.warmup_steps": 50,
+             "train.val_every": 100, "train.val_batches": 20},
+    # bench/bench.py's family table
+    "bench": {"model.context": 64, "model.window": 16, "model.d_embed": 64, "model.d_hidden": 256,
+              "model.n_layers": 2, "model.n_heads": 4, "train.batch_size": 32, "train.lr": 3e-3,
+              "train.val_batches": 50, "train.warmup_steps": 20, "train.progress": False,
+              "train.accelerator": "cpu"},
+}
+FAMILY_EXTRAS: dict[tuple[str, str], dict[str, object]] = {
+    ("small", "transformer"): {"model.d_embed": 64, "model.n_layers": 2},
+    ("demo", "transformer"): {"model.d_embed": 128, "model.n_heads": 4},
+    ("bench", "transformer"): {"model.d_embed": 128},
+}
+
+
+def preset(name: str, family: str = "lstm", **overrides) -> RunConfig:
+    """RunConfig of preset `name` for `family`; `overrides` set any field (`d_hidden=64`, `train.lr=1e-3`)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    cfg = RunConfig()
+    cfg.model.family = family
+    for key, value in {**PRESETS[name], **FAMILY_EXTRAS.get((name, family), {})}.items():
+        set_field(cfg, key, value)
+    for key, value in overrides.items():
+        set_field(cfg, key, value)
+    return cfg
