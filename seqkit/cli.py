@@ -146,23 +146,37 @@ def info(run_dir: Path = typer.Argument(..., help="A run directory.")):
 @app.command()
 @user_errors
 def tokenize(
-    file: Path = typer.Argument(..., help="A text or music file."),
+    path: Path = typer.Argument(..., help="A text or music file, or a folder of them."),
     tokenizer: Optional[str] = typer.Option(None, help="Tokenizer kind (default: char for text, midi for music)."),
-    vocab_size: int = typer.Option(1000, help="bpe / unigram vocabulary size (trained on FILE)."),
-    show: int = typer.Option(20, help="How many tokens to print."),
-    roundtrip: Optional[Path] = typer.Option(None, help="Write decode(encode(FILE)) here."),
+    vocab_size: int = typer.Option(1000, help="bpe / unigram vocabulary size (trained on the data)."),
+    show: int = typer.Option(20, help="How many tokens of a file to print."),
+    roundtrip: Optional[Path] = typer.Option(None, help="Write decode(encode(FILE)) here, and say what changed."),
+    workers: int = typer.Option(0, help="A folder: processes that tokenise it (0: every core)."),
+    cache_dir: str = typer.Option("data/cache", help="A folder: the cache `seqkit train` reads."),
     set_: list[str] = typer.Option([], "--set", help="Tokenizer settings: --set data.grid=24 --set data.programs=true"),
 ):
-    """Show how a tokenizer sees a file; with --roundtrip, write it back out to check nothing is lost."""
-    from seqkit.config import DataConfig, apply_overrides, RunConfig
+    """Show how a tokenizer sees a file (--roundtrip writes it back to check what is kept), or tokenise
+    every file of a folder into the cache training reads."""
+    import time
+
+    from seqkit.config import DataConfig, RunConfig, apply_overrides, check
     from seqkit.kinds import default_kind, kind_class
 
-    if not file.is_file():
-        raise FileNotFoundError(f"no such file: {file}")
-    cfg = RunConfig(data=DataConfig(source=str(file), vocab_size=vocab_size))
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or folder: {path}")
+    cfg = RunConfig(data=DataConfig(source=str(path), vocab_size=vocab_size, workers=workers, cache_dir=cache_dir))
     apply_overrides(cfg, set_)
-    tok, ids, write_back = kind_class(tokenizer or default_kind(str(file))).tokenize_file(file, cfg.data)
-    typer.echo(f"{file}: {len(ids)} tokens ({tok.name}, vocabulary {tok.vocab_size})")
+    check(cfg)
+    kind = kind_class(tokenizer or default_kind(str(path)))
+    if path.is_dir():
+        start = time.perf_counter()
+        files, tokens, skipped = kind.tokenize_folder(cfg.data)
+        seconds = time.perf_counter() - start
+        typer.echo(f"{files} files, {tokens:,} tokens in {seconds:.2f} s ({files / seconds:,.1f} files/s)"
+                   + (f"; skipped {skipped} that could not be read" if skipped else ""))
+        return
+    tok, ids, write_back = kind.tokenize_file(path, cfg.data)
+    typer.echo(f"{path}: {len(ids)} tokens ({tok.name}, vocabulary {tok.vocab_size})")
     typer.echo(" ".join(tok.describe(ids[:show])))
     if roundtrip:
         typer.echo(write_back(ids, roundtrip))

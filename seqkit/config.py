@@ -20,6 +20,7 @@ class DataConfig:
     val_fraction: float = 0.1
     cache_dir: str = "data/cache"
     augment: bool = False         # music: transpose training pieces into other keys
+    workers: int = 0              # processes that tokenise a corpus; 0: every core
     frames_per_quarter: int = 2   # pianoroll: time resolution of MIDI input
     grid: int = 12                # midi: positions per quarter note (12: sixteenths and eighth-note triplets)
     velocity_bins: int = 0        # midi: 0 leaves dynamics out (every note at 64)
@@ -135,7 +136,7 @@ REQUIREMENTS = {
     "train.optimizer": (lambda v: v in ("adamw", "sgd"), "adamw or sgd"),
     "train.precision": (lambda v: v in ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true"),
                         "32-true, bf16-mixed or 16-mixed"),
-    "data.vocab_size": at_least(1), "data.val_fraction": (lambda v: 0 < v < 0.5, "between 0 and 0.5"),
+    "data.vocab_size": at_least(1), "data.workers": at_least(0), "data.val_fraction": (lambda v: 0 < v < 0.5, "between 0 and 0.5"),
     "data.frames_per_quarter": between(1, 96), "data.grid": between(1, 96), "data.velocity_bins": between(0, 127),
 }
 

@@ -98,14 +98,15 @@ def _encode_in_worker(job):
     return block, np.asarray(_worker_tokenizer.encode_block(block), dtype=dtype)
 
 
-def _encode_blocks(tokenizer, blocks, dtype, parallel: bool):
-    """(block, ids) in order; large corpora are encoded on every core."""
+def _encode_blocks(tokenizer, blocks, dtype, parallel: bool, workers: int = 0):
+    """(block, ids) in order; large corpora are encoded by `workers` processes (0: every core)."""
     global _worker_tokenizer
-    if not parallel or cpu_count() == 1:
+    workers = workers or cpu_count()
+    if not parallel or workers == 1:
         yield from ((block, np.asarray(tokenizer.encode_block(block), dtype=dtype)) for block in blocks)
         return
     _worker_tokenizer = tokenizer
-    with multiprocessing.get_context("fork").Pool(cpu_count()) as pool:
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
         yield from pool.imap(_encode_in_worker, ((block, dtype) for block in blocks))
 
 
@@ -130,7 +131,7 @@ def load_text_corpus(cfg: DataConfig, kind_class, tokenizer=None) -> Corpus:
         total = sum(f.stat().st_size for f in files)
         with atomic_path(bin_path) as tmp, open(tmp, "wb") as out, \
                 tqdm(total=total, unit="B", unit_scale=True, desc="tokenizing", disable=total < 4 * _BLOCK) as bar:
-            for block, ids in _encode_blocks(tokenizer, texts(), dtype, parallel=total > 2 * _BLOCK):
+            for block, ids in _encode_blocks(tokenizer, texts(), dtype, total > 2 * _BLOCK, cfg.workers):
                 out.write(ids.tobytes())
                 n_chars += len(block)
                 n_tokens += len(ids)

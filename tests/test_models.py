@@ -213,6 +213,9 @@ def test_elman_state_dict_is_the_same_for_every_activation():
         (dict(dropout=-0.1), "dropout"),
         (dict(family="transformer", d_embed=16, n_heads=3), "n_heads"),
         (dict(family="transformer", d_embed=6, n_heads=2), "even"),
+        (dict(frames=True, frame_head="gaussian"), "frame_head 'gaussian'.*nade"),
+        (dict(frame_head="nade"), "frame_head=nade needs frames"),
+        (dict(frames=True, frame_head="nade", nade_hidden=0), "nade_hidden"),
     ],
 )
 def test_build_model_rejects_bad_configs(overrides, message):

@@ -63,6 +63,11 @@ class DataKind:
         raise NotImplementedError
 
     @classmethod
+    def tokenize_folder(cls, cfg) -> tuple[int, int, int]:
+        """Tokenise every file of `cfg.source` into the cache `seqkit train` reads → (files, tokens, skipped)."""
+        raise ValueError(f"the {cls.name} tokenizer does not tokenise folders; use --tokenizer midi or a text one")
+
+    @classmethod
     def check_source(cls, source: str, is_music: bool) -> None:
         """Raise a one-line ValueError when `source` is the wrong sort of data for this kind."""
 

@@ -5,7 +5,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from seqkit.kinds.base import DataKind
-from seqkit.music.data import load_music_corpus
+from seqkit.music.corpus import tokenize_pieces
+from seqkit.music.data import corpus_pieces, load_music_corpus
 from seqkit.music.tokenizer import MidiSettings, MidiTokenizer
 
 # data.* config fields that describe a new MIDI tokenizer (a trained run's tokenizer.json is the truth)
@@ -25,6 +26,12 @@ class MidiKind(DataKind, MidiTokenizer):
     @classmethod
     def read_corpus(cls, cfg, fitted=None):
         return load_music_corpus(cfg, fitted or cls.from_config(cfg))
+
+    @classmethod
+    def tokenize_folder(cls, cfg) -> tuple[int, int, int]:
+        pieces = corpus_pieces(cfg.source)
+        ids, skipped = tokenize_pieces(pieces, cls.from_config(cfg), Path(cfg.cache_dir) / "music", cfg.workers or None)
+        return len(pieces), sum(len(piece) for piece in ids), len(skipped)
 
     @classmethod
     def check_source(cls, source: str, is_music: bool) -> None:

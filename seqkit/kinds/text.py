@@ -17,7 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from seqkit.data import Windows, load_text_corpus, text_blocks
+from seqkit.data import Windows, load_text_corpus, text_blocks, text_files
 from seqkit.io import atomic_path
 from seqkit.kinds.base import LN2, DataKind
 
@@ -40,6 +40,11 @@ class TextKind(DataKind):
     @classmethod
     def read_corpus(cls, cfg, fitted=None):
         return load_text_corpus(cfg, cls, fitted)
+
+    @classmethod
+    def tokenize_folder(cls, cfg) -> tuple[int, int, int]:
+        corpus = load_text_corpus(cfg, cls)
+        return len(text_files(cfg.source, Path(cfg.cache_dir))), len(corpus.train) + len(corpus.val), 0
 
     @classmethod
     def check_source(cls, source: str, is_music: bool) -> None:

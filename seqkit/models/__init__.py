@@ -5,6 +5,10 @@
 x is (B, T) token ids, or (B, T, vocab_size) float multi-hot frames when cfg.frames; logits are
 (B, T, vocab_size). Feeding a sequence in pieces, passing the returned state back each time, gives
 the same logits as one call over the whole sequence, at O(1) model work per new token.
+
+With cfg.frame_head == "nade" the logits are (B, T, vocab_size + nade_hidden) conditioning vectors of
+the NADE that the model carries as `model.frame_head` (None for every other config); its nll, sample
+and most_likely turn them into likelihoods and frames (nade.py).
 """
 
 from torch import nn
@@ -15,6 +19,7 @@ from .elman import ElmanRNN
 from .ffwd import FeedForward
 from .jordan import JordanRNN
 from .lstm import LSTM
+from .nade import NADE
 from .transformer import Transformer, TransformerState
 
 FAMILIES: dict[str, type[nn.Module]] = {
@@ -26,7 +31,8 @@ FAMILIES: dict[str, type[nn.Module]] = {
     "transformer": Transformer,
 }
 
-SIZES = ("vocab_size", "context", "window", "d_embed", "d_hidden", "n_layers", "n_heads")
+SIZES = ("vocab_size", "context", "window", "d_embed", "d_hidden", "n_layers", "n_heads", "nade_hidden")
+FRAME_HEADS = ("bernoulli", "nade")
 
 
 def validate(cfg: ModelConfig) -> None:
@@ -38,6 +44,10 @@ def validate(cfg: ModelConfig) -> None:
     for name in SIZES:
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be at least 1, got {getattr(cfg, name)}")
+    if cfg.frame_head not in FRAME_HEADS:
+        raise ValueError(f"unknown frame_head {cfg.frame_head!r}; choose one of: {', '.join(FRAME_HEADS)}")
+    if cfg.frame_head == "nade" and not cfg.frames:
+        raise ValueError("frame_head=nade needs frames=True (piano-roll input); token models use a softmax")
     if not 0.0 <= cfg.dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {cfg.dropout}")
     if cfg.family == "transformer":
@@ -51,7 +61,9 @@ def validate(cfg: ModelConfig) -> None:
 
 def build_model(cfg: ModelConfig) -> nn.Module:
     validate(cfg)
-    return FAMILIES[cfg.family](cfg)
+    model = FAMILIES[cfg.family](cfg)
+    model.frame_head = NADE(cfg) if cfg.frame_head == "nade" else None  # a submodule: trained and saved with the model
+    return model
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -61,7 +73,9 @@ def count_parameters(model: nn.Module) -> int:
 
 __all__ = [
     "FAMILIES",
+    "FRAME_HEADS",
     "ModelConfig",
+    "NADE",
     "TransformerState",
     "build_model",
     "count_parameters",

@@ -10,7 +10,9 @@ from torch import nn
 class ModelConfig:
     family: str = "lstm"          # one of FAMILIES
     vocab_size: int = 0           # number of token ids (set from the tokenizer); for frame input, the number of keys
-    frames: bool = False          # True: inputs are float multi-hot frames (B, T, vocab_size) and outputs are vocab_size independent Bernoulli logits
+    frames: bool = False          # True: inputs are float multi-hot frames (B, T, vocab_size); outputs model the next frame as set by frame_head
+    frame_head: str = "bernoulli"  # frames only: bernoulli (vocab_size independent key logits) | nade (keys low to high, each given those below; nade.py)
+    nade_hidden: int = 128        # frame_head=nade: hidden units H of the NADE; the model then outputs vocab_size + H numbers per step
     context: int = 128            # training sequence length; the transformer's attention window
     window: int = 8               # k previous tokens seen by ar and ffwd
     d_embed: int = 64             # input embedding width (transformer: model width)
@@ -38,9 +40,16 @@ def input_embedding(cfg: ModelConfig, extra_ids: int = 0) -> nn.Module:
     return nn.Embedding(cfg.vocab_size + extra_ids, cfg.d_embed)
 
 
+def output_size(cfg: ModelConfig) -> int:
+    """Numbers a model outputs per step: vocab_size logits, or a NADE's conditioning vector [b_v, b_h]."""
+    if cfg.frames and cfg.frame_head == "nade":
+        return cfg.vocab_size + cfg.nade_hidden
+    return cfg.vocab_size
+
+
 def output_head(d_in: int, cfg: ModelConfig) -> nn.Linear:
-    """Linear map to vocab_size logits, initialised small so the first predictions are near uniform."""
-    head = nn.Linear(d_in, cfg.vocab_size)
+    """Linear map to output_size(cfg) numbers, initialised small so the first predictions are near uniform."""
+    head = nn.Linear(d_in, output_size(cfg))
     nn.init.normal_(head.weight, std=0.02)
     nn.init.zeros_(head.bias)
     return head

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import ModelConfig, input_embedding
+from .common import ModelConfig, input_embedding, output_size
 
 
 class TransformerState(NamedTuple):
@@ -105,7 +105,7 @@ class Transformer(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_final = nn.LayerNorm(cfg.d_embed)
-        self.head = nn.Linear(cfg.d_embed, cfg.vocab_size, bias=False)
+        self.head = nn.Linear(cfg.d_embed, output_size(cfg), bias=False)
         if cfg.tie_weights and not cfg.frames:
             self.head.weight = self.embed.weight
         self.apply(self._init_weights)

@@ -20,7 +20,8 @@ def split_sequences(cfg: DataConfig, tokenizer, progress: bool = True) -> dict[s
     """{split: {piece: token ids}}: train/val/test by piece with a fixed seed (val and test each get
     `val_fraction` of the pieces); one pool of workers tokenises all, unreadable files are skipped."""
     pieces = corpus_pieces(cfg.source)
-    sequences, skipped = tokenize_pieces(pieces, tokenizer, Path(cfg.cache_dir) / "music", progress=progress)
+    sequences, skipped = tokenize_pieces(pieces, tokenizer, Path(cfg.cache_dir) / "music", cfg.workers or None,
+                                         progress=progress)
     if skipped:
         warn(f"skipped {len(skipped)} of {len(pieces)} files that could not be read (named above)")
     if not sequences:
