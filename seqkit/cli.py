@@ -98,16 +98,22 @@ def generate(
     seed: Optional[int] = typer.Option(None),
     num_samples: int = typer.Option(1),
     out: Optional[Path] = typer.Option(None, help="Music: output MIDI file (several samples get _1, _2 ...)."),
+    audio: bool = typer.Option(False, "--audio/--no-audio", help="Music: also write x.wav beside each x.mid."),
+    soundfont: Optional[Path] = typer.Option(None, help="Music: a General MIDI .sf2/.sf3 for --audio (default: "
+                                             "$SEQKIT_SOUNDFONT or an installed one, else the built-in synthesizer)."),
 ):
-    """Sample from a trained model: text to stdout (streamed), or MIDI files with piano rolls."""
+    """Sample from a trained model: text to stdout (streamed), or MIDI files with piano rolls (and WAVs)."""
     import seqkit
 
     trained = seqkit.load(run_dir)
     sampling = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                     seed=seed, num_samples=num_samples)
     trained.tokenizer.check_sampling(max_new_tokens, temperature, top_k, top_p, num_samples)
+    if soundfont is not None:
+        from seqkit.music.audio import check_soundfont
+        check_soundfont(soundfont)
     trained.tokenizer.write_samples(trained, prompt, sampling, typer.echo, prompt_file=prompt_file, bars=bars,
-                                    out=out)
+                                    out=out, audio=audio, soundfont=soundfont)
 
 
 @app.command(name="eval")
@@ -260,12 +266,19 @@ def demo_predict_song(
     examples: int = typer.Option(3, help="Chorales to continue and draw."),
     out: Path = typer.Option(Path("checkpoints/demo-predict-song"), help="Where the model and files go."),
     seed: int = typer.Option(0),
-    wandb: bool = typer.Option(False, "--wandb/--no-wandb", help="Log piano rolls and metrics to W&B."),
+    wandb: bool = typer.Option(False, "--wandb/--no-wandb", help="Log piano rolls, audio and metrics to W&B."),
+    audio: bool = typer.Option(False, "--audio/--no-audio", help="Also write a WAV beside each MIDI file."),
+    soundfont: Optional[Path] = typer.Option(None, help="A General MIDI .sf2/.sf3 for --audio."),
+    set_: list[str] = typer.Option([], "--set", help="Config of a new run: --set data.grid=24 --set model.context=256"),
 ):
     """Train on the Bach chorales and continue held-out ones from their opening bars."""
     from seqkit.music.demo import predict_song
 
-    predict_song(model, steps, bars, examples, out, seed, wandb, echo=typer.echo)
+    if soundfont is not None:
+        from seqkit.music.audio import check_soundfont
+        check_soundfont(soundfont)
+    predict_song(model, steps, bars, examples, out, seed, wandb, echo=typer.echo, audio=audio or wandb,
+                 soundfont=soundfont, **_settings(set_))
 
 
 @app.command(name="export-frames")

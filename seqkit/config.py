@@ -27,6 +27,9 @@ class DataConfig:
     tempo: bool = False           # midi: tempo tokens
     time_signature: bool = True   # midi: time-signature tokens
     programs: bool = False        # midi: a program token per note, keeping instruments (and parts) apart
+    max_duration_quarters: int = 8  # midi: longer notes are cut to this
+    pitch_low: int = 0            # midi: notes outside pitch_low..pitch_high are left out
+    pitch_high: int = 127
 
 
 @dataclass
@@ -138,6 +141,7 @@ REQUIREMENTS = {
                         "32-true, bf16-mixed or 16-mixed"),
     "data.vocab_size": at_least(1), "data.workers": at_least(0), "data.val_fraction": (lambda v: 0 < v < 0.5, "between 0 and 0.5"),
     "data.frames_per_quarter": between(1, 96), "data.grid": between(1, 96), "data.velocity_bins": between(0, 127),
+    "data.max_duration_quarters": at_least(1), "data.pitch_low": between(0, 127), "data.pitch_high": between(0, 127),
 }
 
 

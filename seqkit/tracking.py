@@ -5,6 +5,7 @@ import netrc
 import os
 from pathlib import Path
 
+import torch
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_only
 
@@ -41,29 +42,41 @@ def make_wandb_logger(cfg, run_dir: Path):
 
 
 class SampleTable(Callback):
-    """After each validation, log a short generated sample to W&B as a table row."""
+    """After each validation, log a short generated sample to W&B: text as a table row; music as a MIDI
+    file rendered to audio (`wandb.Audio`) beside its piano roll, written under `<run>/samples/`."""
 
-    def __init__(self, tokenizer, max_new_tokens: int = 200):
-        self.tokenizer, self.max_new_tokens, self.rows = tokenizer, max_new_tokens, []
+    def __init__(self, tokenizer, run_dir: Path, max_new_tokens: int = 200):
+        self.tokenizer, self.run_dir, self.max_new_tokens, self.rows = tokenizer, Path(run_dir), max_new_tokens, []
 
     @rank_zero_only
     def on_validation_end(self, trainer, module):
-        import wandb
+        try:
+            media = self.sample(trainer.global_step, module)
+            for logger in trainer.loggers:
+                if logger.__class__.__name__ == "WandbLogger":
+                    logger.experiment.log(media)
+        except Exception as e:  # noqa: BLE001 - tracking must never stop training
+            warn(f"W&B sample logging failed: {e.__class__.__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
 
-        kind = self.tokenizer
-        if kind.frames:
-            return
-        model = module.model
+    def sample(self, step: int, module) -> dict:
+        import wandb
+        from seqkit.music.audio import render_wav
+        from seqkit.music.midi_file import read_midi
+
+        kind, model = self.tokenizer, module.model
         was_training = model.training
         model.eval()
         prompt = kind.prompt_tensor(kind.start_prompt(), 1, module.device)
         draw = kind.sampler(model, generator=seeded_generator(model, 0))
-        new = [int(t) for t in generate_steps(model, prompt, self.max_new_tokens, draw)]
+        new = torch.stack(list(generate_steps(model, prompt, self.max_new_tokens, draw)), 1)[0].cpu()
         model.train(was_training)
-        self.rows.append([trainer.global_step, kind.sample_text(new)])
-        for logger in trainer.loggers:
-            if hasattr(logger, "experiment") and logger.__class__.__name__ == "WandbLogger":
-                try:
-                    logger.experiment.log({"samples": wandb.Table(columns=["step", "sample"], data=self.rows)})
-                except Exception as e:  # noqa: BLE001
-                    warn(f"W&B sample logging failed: {e}")
+        midi = kind.write_sample(new.numpy(), self.run_dir / "samples" / f"step{step:06d}")
+        if midi is None:
+            self.rows.append([step, kind.sample_text(new.tolist())])
+            return {"samples": wandb.Table(columns=["step", "sample"], data=self.rows)}
+        media = {"sample/piano_roll": wandb.Image(str(midi.with_suffix(".png")))}
+        if read_midi(midi.read_bytes()):  # an early model may not yet write a whole note
+            wav = midi.with_suffix(".wav")
+            render_wav(midi, wav, soundfont=None)  # the built-in synthesizer: fast, the same on every machine
+            media["sample/audio"] = wandb.Audio(str(wav), caption=f"step {step}")
+        return media

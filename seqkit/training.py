@@ -163,7 +163,7 @@ def _fit_quietly(cfg: RunConfig, run_dir: Path, ckpt_path: Path | None, callback
         logger = make_wandb_logger(cfg, run_dir)
         if logger is not None:
             loggers.append(logger)
-            all_callbacks.append(SampleTable(kind))
+            all_callbacks.append(SampleTable(kind, run_dir))
 
     trainer = pl.Trainer(
         max_steps=cfg.train.max_steps, val_check_interval=min(cfg.train.val_every, cfg.train.max_steps),

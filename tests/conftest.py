@@ -38,4 +38,20 @@ def trained_run(tmp_path_factory):
     return seqkit.train(tiny_config(root / "corpus.txt", out=root / "run", steps=20))
 
 
+@pytest.fixture(scope="session")
+def songs(tmp_path_factory):
+    """Eight real chorales as MIDI files, one corrupt file and one file with no notes."""
+    from seqkit.music.corpus import bach_pieces
+    from seqkit.music.tokenizer import MidiTokenizer
+
+    folder = tmp_path_factory.mktemp("songs")
+    tokenizer = MidiTokenizer()
+    for path in bach_pieces()[:8]:
+        name = path.rsplit("/", 1)[-1].split(".")[0] + ".mid"
+        tokenizer.write_midi(tokenizer.read_notes(path), folder / "chorales" / name)
+    (folder / "chorales" / "broken.mid").write_bytes(b"MThd this is not a midi file")
+    tokenizer.write_midi([], folder / "silence.mid")
+    return folder
+
+
 sys.path.insert(0, os.path.dirname(__file__))

@@ -111,9 +111,9 @@ def pieces_on_grid(draw):
         start += bars * meter[0] * 4 / meter[1]
     tempos = [(step / s.grid, bpm) for step, bpm in draw(st.lists(
         st.tuples(st.integers(0, 40 * s.grid), st.sampled_from(TEMPOS)), max_size=4, unique_by=lambda t: t[0]))]
-    last_event = max([n.start for n in notes] + [t for t, _ in tempos if s.tempo])  # bars run until here
-    expected_meters = changes_only([m for m in time_signatures if m[0] <= last_event]) if s.time_signature else []
     expected_tempos = changes_only([(t, float(bpm)) for t, bpm in tempos]) if s.tempo else []
+    last_event = max([n.start for n in notes] + [t for t, _ in expected_tempos])  # bars run until here
+    expected_meters = changes_only([m for m in time_signatures if m[0] <= last_event]) if s.time_signature else []
     return tokenizer, NoteList(notes, time_signatures, tempos), expected_meters, expected_tempos
 
 
@@ -181,7 +181,7 @@ def test_any_ids_decode_and_write_a_readable_midi_file(tmp_path, data, programs,
 
 
 def test_describe_names_tokens():
-    tokenizer = MidiTokenizer(programs=True, velocity_bins=4, tempo=True)
+    tokenizer = MidiTokenizer(grid=4, programs=True, velocity_bins=4, tempo=True)
     ids = tokenizer.encode_notes(NoteList([Note(60, 0.5, 1, 100, 3)], [(0, 3, 4)], [(0, 97)]))
     assert tokenizer.describe(ids) == ["BOS", "Bar", "TimeSig_3/4", "Position_0", "Tempo_100", "Position_2",
                                        "Program_3", "Pitch_60", "Velocity_3", "Duration_4", "EOS"]

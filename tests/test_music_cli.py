@@ -1,10 +1,8 @@
 """Music through the whole tool: train on MIDI files, continue a song, tokenize, the song-prediction demo."""
-import pytest
 from music21 import converter
 from typer.testing import CliRunner
 
 from seqkit.cli import app
-from seqkit.music.corpus import bach_pieces
 from seqkit.music.tokenizer import MidiTokenizer
 
 runner = CliRunner()
@@ -15,19 +13,6 @@ TINY = ["--context", "32", "--max-steps", "4", "--batch-size", "4", "--accelerat
 
 def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-@pytest.fixture(scope="module")
-def songs(tmp_path_factory):
-    """Eight real chorales as MIDI files, one corrupt file and one file with no notes."""
-    folder = tmp_path_factory.mktemp("songs")
-    tokenizer = MidiTokenizer()
-    for path in bach_pieces()[:8]:
-        name = path.rsplit("/", 1)[-1].split(".")[0] + ".mid"
-        tokenizer.write_midi(tokenizer.read_notes(path), folder / "chorales" / name)
-    (folder / "chorales" / "broken.mid").write_bytes(b"MThd this is not a midi file")
-    tokenizer.write_midi([], folder / "silence.mid")
-    return folder
 
 
 def test_train_on_midi_folder_skips_bad_file_and_continues_a_song(songs, tmp_path):

@@ -11,6 +11,7 @@ the sampler of a kind defer to it where it exists.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -142,6 +143,11 @@ class DataKind:
 
     def encode_prompt(self, prompt: str) -> list[int]:
         raise ValueError("this model is primed with a file: use --prompt-file")
+
+    def write_sample(self, new: np.ndarray, stem) -> Path | None:
+        """Write a generated sample (what `generate_steps` yielded, stacked) as a file a person can open;
+        kinds that are text write nothing and return None."""
+        return None
 
     def sample_text(self, ids) -> str:
         """A sample shown as text (in W&B tables)."""

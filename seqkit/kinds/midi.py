@@ -7,10 +7,12 @@ from pathlib import Path
 from seqkit.kinds.base import DataKind
 from seqkit.music.corpus import tokenize_pieces
 from seqkit.music.data import corpus_pieces, load_music_corpus
-from seqkit.music.tokenizer import MidiSettings, MidiTokenizer
+from seqkit.music.fidelity import fidelity_lines, round_trip_fidelity
+from seqkit.music.tokenizer import MidiTokenizer
 
 # data.* config fields that describe a new MIDI tokenizer (a trained run's tokenizer.json is the truth)
-CONFIG_FIELDS = ("grid", "velocity_bins", "tempo", "time_signature", "programs")
+CONFIG_FIELDS = ("grid", "velocity_bins", "tempo", "time_signature", "programs", "max_duration_quarters",
+                 "pitch_low", "pitch_high")
 
 
 class MidiKind(DataKind, MidiTokenizer):
@@ -18,7 +20,7 @@ class MidiKind(DataKind, MidiTokenizer):
 
     @classmethod
     def from_config(cls, cfg) -> MidiKind:
-        return cls(**{name: getattr(cfg, name) for name in CONFIG_FIELDS if name in MidiSettings.__dataclass_fields__})
+        return cls(**{name: getattr(cfg, name) for name in CONFIG_FIELDS})
 
     def saved_settings(self) -> dict:
         return asdict(self.settings)
@@ -51,16 +53,28 @@ class MidiKind(DataKind, MidiTokenizer):
 
         def write_back(ids, out: Path) -> str:
             tokenizer.write_midi(ids, out)
-            return f"wrote {out}"
+            counts = round_trip_fidelity(tokenizer.read_notes(path), tokenizer)
+            return "\n".join([f"wrote {out}", *fidelity_lines(counts)])
 
         return tokenizer, tokenizer.encode_file(path), write_back
 
     def write_samples(self, trained, prompt: str, sampling: dict, echo, prompt_file=None, bars: int = 4,
-                      out: Path | None = None) -> None:
-        from seqkit.music.generate import generate_music
+                      out: Path | None = None, audio: bool = False, soundfont=None) -> None:
+        """MIDI files with piano-roll PNGs beside them (and WAVs with `audio`)."""
+        from seqkit.music.generate import generate_music, report_files
 
-        for path in generate_music(trained, prompt_file, bars, out or Path("generated.mid"), **sampling):
-            echo(f"wrote {path} and {path.with_suffix('.png')}")
+        paths = generate_music(trained, prompt_file, bars, out or Path("generated.mid"), **sampling)
+        report_files(paths, echo, audio, soundfont)
+
+    def write_sample(self, new, stem: Path) -> Path:
+        from seqkit.music.generate import until_eos
+        from seqkit.music.pianoroll import PREDICTION, plot_pianoroll
+
+        ids = until_eos(self, [self.bos_id, *map(int, new)])
+        path = Path(stem).with_suffix(".mid")
+        self.write_midi(ids, path)
+        plot_pianoroll(path.with_suffix(".png"), [("sample", self.decode_notes(ids), PREDICTION)], title=path.stem)
+        return path
 
     def sample_text(self, ids) -> str:
         return " ".join(self.describe(ids))

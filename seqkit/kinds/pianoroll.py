@@ -115,13 +115,22 @@ class PianoRollKind(DataKind, PianoRoll):
     def eval_data(self, corpus, split: str | None, builtin: bool):
         return super().eval_data(corpus, split or "test", builtin)
 
+    def write_sample(self, new, stem: Path) -> Path:
+        from seqkit.music.pianoroll import PREDICTION, plot_pianoroll
+
+        path = Path(stem).with_suffix(".mid")
+        self.write_midi(new, path)
+        plot_pianoroll(path.with_suffix(".png"), [("sample", self.roll_to_notes(new), PREDICTION)], title=path.stem)
+        return path
+
     @classmethod
     def tokenize_file(cls, path: Path, cfg):
         raise ValueError("tokenize shows token sequences; use --tokenizer midi for music files")
 
     def write_samples(self, trained, prompt: str, sampling: dict, echo, prompt_file=None, bars: int = 4,
-                      out: Path | None = None) -> None:
-        from seqkit.music.generate import generate_roll_music
+                      out: Path | None = None, audio: bool = False, soundfont=None) -> None:
+        """MIDI files with piano-roll PNGs beside them (and WAVs with `audio`)."""
+        from seqkit.music.generate import generate_roll_music, report_files
 
-        for path in generate_roll_music(trained, prompt_file, bars, out or Path("generated.mid"), **sampling):
-            echo(f"wrote {path} and {path.with_suffix('.png')}")
+        paths = generate_roll_music(trained, prompt_file, bars, out or Path("generated.mid"), **sampling)
+        report_files(paths, echo, audio, soundfont)

@@ -90,8 +90,10 @@ class TextKind(DataKind):
         return self.decode(ids).encode("utf-8")
 
     def write_samples(self, trained, prompt: str, sampling: dict, echo, prompt_file: Path | None = None,
-                      **_) -> None:
+                      audio: bool = False, **_) -> None:
         """Text to stdout: one sample streamed as it is drawn, or several one after another."""
+        if audio:
+            raise ValueError("--audio is for music models; this one writes text")
         if prompt_file is not None:
             prompt = prompt_file.read_text(encoding="utf-8")
         if sampling.get("num_samples", 1) > 1:

@@ -19,7 +19,7 @@ from seqkit.io import atomic_path
 from seqkit.music.notes import NoteList
 from seqkit.music.tokenizer import MIDI_SUFFIXES, SCORE_SUFFIXES, MidiTokenizer
 
-CACHE_FORMAT = 1  # bump when the same settings would tokenise differently
+CACHE_FORMAT = 2  # bump when the same settings would tokenise differently (2: symusic reads MIDI files)
 
 _PART = re.compile(rb"<part[\s>]")
 _STEP_SEMITONES = {b"C": 0, b"D": 2, b"E": 4, b"F": 5, b"G": 7, b"A": 9, b"B": 11}

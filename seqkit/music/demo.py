@@ -10,6 +10,7 @@ import numpy as np
 
 from seqkit.io import warn
 from seqkit.kinds.base import scored_log_probs
+from seqkit.music.audio import AUTO, render_wav
 from seqkit.music.generate import new_notes, opening_bars, until_eos
 from seqkit.music.pianoroll import plot_comparison
 from seqkit.presets import preset
@@ -84,7 +85,7 @@ def repeat_last_note(chords: list[list[int]]) -> list[int]:
 
 def predict_song(model: str = "lstm", steps: int = 400, bars: int = 4, examples: int = 3,
                  out: Path = Path("checkpoints/demo-predict-song"), seed: int = 0, wandb: bool = False,
-                 data: str = "bach", echo=print, **overrides) -> dict:
+                 data: str = "bach", echo=print, audio: bool = False, soundfont=None, **overrides) -> dict:
     """Train (or reuse) `model` on `data` (songs split by piece), then prime each held-out song with its
     first `bars` bars: score the true continuation, sample `examples` continuations to MIDI + PNG.
     `overrides` are config keys for a new run, e.g. {"model.d_hidden": 64}."""
@@ -120,6 +121,10 @@ def predict_song(model: str = "lstm", steps: int = 400, bars: int = 4, examples:
         stem.parent.mkdir(parents=True, exist_ok=True)
         tokenizer.write_midi(predicted, f"{stem}-prediction.mid")
         tokenizer.write_midi(truth, f"{stem}-truth.mid")
+        if audio:
+            for name in (f"{stem}-prediction", f"{stem}-truth"):
+                synthesizer = render_wav(f"{name}.mid", f"{name}.wav", soundfont or AUTO)
+                files.append(f"{name}.wav")
         plot_comparison(f"{stem}.png", tokenizer.decode_notes(prompt), new_notes(tokenizer, prompt, predicted),
                         new_notes(tokenizer, prompt, truth), title=f"{Path(name).stem}: {bars} bars, then {model} vs Bach")
         files += [f"{stem}-prediction.mid", f"{stem}-truth.mid", f"{stem}.png"]
@@ -130,12 +135,14 @@ def predict_song(model: str = "lstm", steps: int = 400, bars: int = 4, examples:
         nll = "—" if math.isnan(m["nll_per_token"]) else f"{m['nll_per_token']:.3f}"
         echo(f"{name:<20} {nll:>10} {m['top1_pitch']:>12.3f} {m['top5_pitch']:>12.3f}")
     echo("\nfiles:\n  " + "\n  ".join(files))
+    if audio and files:
+        echo(f"audio played by the {synthesizer}")
     if wandb:
-        log_to_wandb(run_dir, scores, [f for f in files if f.endswith(".png")])
+        log_to_wandb(run_dir, scores, [f for f in files if f.endswith(".png")], [f for f in files if f.endswith(".wav")])
     return {"run_dir": run_dir, "scores": scores, "files": files}
 
 
-def log_to_wandb(run_dir: Path, scores: dict, images: list[str]) -> None:
+def log_to_wandb(run_dir: Path, scores: dict, images: list[str], sounds: list[str] = ()) -> None:
     try:
         import wandb
         from seqkit.tracking import wandb_configured
@@ -146,7 +153,8 @@ def log_to_wandb(run_dir: Path, scores: dict, images: list[str]) -> None:
         run = wandb.init(project="seqkit", name=f"{run_dir.name}-predict-song", dir=str(run_dir), reinit="finish_previous")
         table = wandb.Table(columns=["predictor", "nll_per_token", "top1_pitch", "top5_pitch"],
                             data=[[k, v["nll_per_token"], v["top1_pitch"], v["top5_pitch"]] for k, v in scores.items()])
-        run.log({"song_prediction": table, "piano_rolls": [wandb.Image(p) for p in images]})
+        run.log({"song_prediction": table, "piano_rolls": [wandb.Image(p) for p in images],
+                 **({"audio": [wandb.Audio(p, caption=Path(p).stem) for p in sounds]} if sounds else {})})
         run.finish()
     except Exception as e:  # noqa: BLE001 - tracking must never break the demo
         warn(f"W&B logging failed: {e}")

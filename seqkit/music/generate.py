@@ -85,3 +85,13 @@ def check_midi_name(out: Path) -> None:
 def numbered(out: Path, n: int) -> list[Path]:
     """`out` for one sample; out_1, out_2, ... for several."""
     return [out] if n == 1 else [out.with_name(f"{out.stem}_{i + 1}{out.suffix}") for i in range(n)]
+
+
+def report_files(paths: list[Path], echo, audio: bool = False, soundfont=None) -> None:
+    """Say what was written for each MIDI file (its PNG beside it); with `audio`, also render x.wav."""
+    from seqkit.music.audio import AUTO, render_wav
+
+    for path in paths:
+        wav = path.with_suffix(".wav")
+        played = f" and {wav} ({render_wav(path, wav, soundfont or AUTO)})" if audio else ""
+        echo(f"wrote {path}, {path.with_suffix('.png')}{played}")

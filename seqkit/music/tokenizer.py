@@ -9,6 +9,10 @@ Each bar opens with `Bar` (an empty bar is a lone `Bar`); `Position_i` is the on
 `Position` token. TimeSig follows `Bar` when the time signature changes and Tempo follows `Position`
 when the tempo does; TimeSig, Tempo, Program and Velocity tokens exist only when their setting is on.
 Without time-signature tokens every bar is 4/4.
+
+The default grid, 12 steps per quarter note, keeps sixteenths and eighth-note triplets; 24 also keeps
+thirty-seconds and sixteenth triplets; 4 keeps sixteenths only. `seqkit.music.fidelity` counts what a
+round trip changes.
 """
 from __future__ import annotations
 
@@ -16,22 +20,22 @@ import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+import numpy as np
+
 from seqkit.io import atomic_path
-from seqkit.music.midi_file import midi_bytes, read_midi
-from seqkit.music.notes import Note, NoteList, changes_only, sort_notes
-from seqkit.music.score_file import notes_from_score, read_score
+from seqkit.music.midi_file import midi_bytes, read_midi_arrays
+from seqkit.music.notes import Note, NoteArrays, NoteList, changes_only, sort_notes
 
 MIDI_SUFFIXES = (".mid", ".midi")
 SCORE_SUFFIXES = (".xml", ".musicxml", ".mxl", ".krn", ".abc")
 SPECIALS = ("PAD", "BOS", "EOS")
 TEMPOS = tuple(range(40, 241, 10))  # quarter notes per minute; others snap to the nearest
 DENOMINATORS = (2, 4, 8)
-TICKS_PER_STEP = 120  # written MIDI files: 480 ticks per quarter at the default grid
 
 
 @dataclass(frozen=True)
 class MidiSettings:
-    grid: int = 4                   # positions per quarter note (4: sixteenth notes)
+    grid: int = 12                  # steps per quarter note: 12 keeps sixteenths and eighth-note triplets
     max_bar_quarters: int = 8       # longest bar; a longer time signature falls back to 4/4
     max_duration_quarters: int = 8  # longer notes are cut to this
     pitch_low: int = 0              # notes outside pitch_low..pitch_high are dropped
@@ -91,38 +95,48 @@ class MidiTokenizer:
     # --- files ---------------------------------------------------------------------------------
 
     def read_notes(self, path) -> NoteList:
-        """Notes of a MIDI file (.mid/.midi; drum-channel notes skipped) or a score music21 reads (MusicXML,
-        kern, ABC). Raises ValueError naming the file if it cannot be read."""
+        """Notes of a MIDI file (.mid/.midi; drum-channel notes skipped and counted in `.drum_notes`) or a
+        score music21 reads (MusicXML, kern, ABC). Raises ValueError naming the file if it cannot be read."""
+        piece = self._read(path)
+        return piece if isinstance(piece, NoteList) else piece.note_list()
+
+    def _read(self, path) -> NoteList | NoteArrays:
         path = Path(path)
         suffix = path.suffix.lower()
         if suffix not in MIDI_SUFFIXES + SCORE_SUFFIXES:
             raise ValueError(f"{path}: unsupported file type {suffix!r}; use one of "
                              f"{', '.join(MIDI_SUFFIXES + SCORE_SUFFIXES)}")
         try:
-            return read_midi(path.read_bytes()) if suffix in MIDI_SUFFIXES else read_score(path)
-        except Exception as error:  # music21 raises all kinds of errors on malformed files
+            if suffix in MIDI_SUFFIXES:
+                return read_midi_arrays(path.read_bytes())
+            from seqkit.music.score_file import read_score  # music21: a second's import, for scores only
+            return read_score(path)
+        except Exception as error:  # music21 and symusic raise all kinds of errors on malformed files
             reason = " ".join(str(error).split())[:200] or type(error).__name__
             raise ValueError(f"{path}: cannot read as MIDI/score: {reason}") from error
 
     def notes_from_score(self, score) -> NoteList:
         """Notes of an already parsed music21 Stream; each part's index becomes its program."""
+        from seqkit.music.score_file import notes_from_score
         return notes_from_score(score)
 
     def encode_file(self, path) -> list[int]:
-        notes = self.read_notes(path)
-        if not notes:
+        piece = self._read(path)
+        if isinstance(piece, NoteList):
+            piece = NoteArrays.of(piece)
+        if not piece.pitch.size:
             raise ValueError(f"{path}: no notes found")
         s = self.settings
-        if not any(s.pitch_low <= note.pitch <= s.pitch_high for note in notes):
+        if not ((piece.pitch >= s.pitch_low) & (piece.pitch <= s.pitch_high)).any():
             raise ValueError(f"{path}: no notes within the tokenizer's pitches {s.pitch_low}..{s.pitch_high}")
-        return self.encode_notes(notes)
+        return self._encode(piece).tolist()
 
     def write_midi(self, notes_or_ids, path) -> None:
         """Write notes (or token ids) as a MIDI file, one track per program, as the tokens represent them:
         on the grid, clipped to the tokenizer's ranges."""
         is_notes = len(notes_or_ids) > 0 and isinstance(notes_or_ids[0], Note)
         notes = self.decode_notes(self.encode_notes(notes_or_ids) if is_notes else notes_or_ids)
-        data = midi_bytes(notes, TICKS_PER_STEP * self.settings.grid)
+        data = midi_bytes(notes, midi_ticks_per_quarter(self.settings.grid))
         with atomic_path(path) as tmp:
             tmp.write_bytes(data)
 
@@ -131,44 +145,60 @@ class MidiTokenizer:
     def encode_notes(self, notes) -> list[int]:
         """BOS, the notes (and time signatures/tempos of a NoteList) as tokens, EOS.
 
-        Onsets and durations snap to the nearest grid step (durations to at least one step); a note that a
-        later one of the same pitch and program starts inside is cut short there, as MIDI would."""
-        s = self.settings
-        events = [(step, 0, ("Tempo", bpm)) for step, bpm in self._grid_tempos(notes)]
-        events += [(note[0], 1, note) for note in self._grid_notes(notes)]
-        events.sort(key=lambda event: event[:2])  # stable: notes stay in (program, pitch) order
-        meters = self._grid_time_signatures(notes)
-        ids = [self.bos_id]
-        bar_start = bar_steps = position = tempo = None
-        meter, written_meter = (4, 4), None
-        for step, _, event in events:
-            while bar_start is None or step >= bar_start + bar_steps:
-                bar_start = 0 if bar_start is None else bar_start + bar_steps
-                while meters and meters[0][0] <= bar_start:
-                    meter = meters.pop(0)[1]
-                bar_steps = self._bar_steps(meter)
-                ids.append(self.ids["Bar", None])
-                if s.time_signature and meter != written_meter:
-                    ids.append(self.ids["TimeSig", meter])
-                    written_meter = meter
-                position = None
-            if step - bar_start != position:
-                position = step - bar_start
-                ids.append(self.ids["Position", position])
-            if event[0] == "Tempo":
-                if event != tempo:
-                    ids.append(self.ids[event])
-                    tempo = event
-                continue
-            _, program, pitch, velocity, duration = event
-            if s.programs:
-                ids.append(self.ids["Program", program])
-            ids.append(self.ids["Pitch", pitch])
-            if s.velocity_bins:
-                ids.append(self.ids["Velocity", self._velocity_bin(velocity)])
-            ids.append(self.ids["Duration", duration])
-        ids.append(self.eos_id)
-        return ids
+        Onsets and durations snap to the nearest grid step (durations to at least one step, at most
+        max_duration_quarters); of notes of one pitch and program struck at one step the longest (then the
+        loudest) is kept, and a note that a later one of the same pitch and program starts inside is cut
+        short there, as MIDI would."""
+        return self._encode(NoteArrays.of(notes)).tolist()
+
+    def _encode(self, piece: NoteArrays) -> np.ndarray:
+        """`encode_notes` with numpy: five token slots per event (a bar, a tempo or a note; -1 where a slot is
+        empty), the events in time order, the empty slots dropped."""
+        s, ids = self.settings, self.ids
+        start, program, pitch, velocity, duration = self._grid_notes(piece)
+        tempos = self._grid_tempos(piece)
+        steps = np.concatenate([np.array([step for step, _ in tempos], dtype=np.int64), start])
+        if not steps.size:
+            return np.array([self.bos_id, self.eos_id])
+        events = np.full((steps.size, 5), -1, dtype=np.int64)  # Position, Tempo/Program, Pitch, Velocity, Duration
+        events[:len(tempos), 1] = [ids["Tempo", bpm] for _, bpm in tempos]
+        notes = events[len(tempos):]
+        if s.programs:
+            notes[:, 1] = ids["Program", 0] + program
+        notes[:, 2] = ids["Pitch", s.pitch_low] + pitch - s.pitch_low
+        if s.velocity_bins:
+            notes[:, 3] = ids["Velocity", 0] + (np.clip(velocity, 1, 127) - 1) * s.velocity_bins // 127
+        notes[:, 4] = ids["Duration", 1] + duration - 1
+        if tempos:  # at one step: the tempo, then the notes in _grid_notes' order
+            order = np.argsort(steps, kind="stable")
+            steps, events = steps[order], events[order]
+        bar_starts, bars = self._bars(int(steps[-1]), self._grid_time_signatures(piece))
+        bar_start = bar_starts[np.searchsorted(bar_starts, steps, side="right") - 1]
+        events[1:, 0] = np.where(steps[1:] != steps[:-1], ids["Position", 0] + steps[1:] - bar_start[1:], -1)
+        events[0, 0] = ids["Position", 0] + steps[0] - bar_start[0]
+        order = np.argsort(np.concatenate([2 * bar_starts, 2 * steps + 1]), kind="stable")  # a bar, then its events
+        tokens = np.concatenate([bars, events])[order].ravel()
+        return np.concatenate([[self.bos_id], tokens[tokens >= 0], [self.eos_id]])
+
+    def _bars(self, last_step: int, meters: list) -> tuple[np.ndarray, np.ndarray]:
+        """Start steps of the bars up to the one holding `last_step`, and their token slots: Bar, and TimeSig
+        where the time signature changes (a change applies from the first bar starting at or after it)."""
+        starts, signatures = [], []  # a run of bars in one meter: their starts, the TimeSig of the first
+        bar_start, meter, written, pending = 0, (4, 4), None, list(meters)
+        while not starts or bar_start <= last_step:
+            while pending and pending[0][0] <= bar_start:
+                meter = pending.pop(0)[1]
+            bar_steps = self._bar_steps(meter)
+            starts.append(np.arange(bar_start, min(pending[0][0], last_step + 1) if pending else last_step + 1,
+                                    bar_steps, dtype=np.int64))
+            signatures.append(-1)
+            if self.settings.time_signature and meter != written:
+                signatures[-1], written = self.ids["TimeSig", meter], meter
+            bar_start = int(starts[-1][-1]) + bar_steps
+        slots = np.full((sum(run.size for run in starts), 5), -1, dtype=np.int64)
+        slots[:, 0] = self.ids["Bar", None]
+        slots[np.cumsum([0] + [run.size for run in starts[:-1]]), 1] = signatures
+        return np.concatenate(starts), slots
 
     def decode_notes(self, ids) -> NoteList:
         """Notes of a token sequence. Never raises: tokens that make no sense where they stand (a Pitch
@@ -234,27 +264,29 @@ class MidiTokenizer:
         numerator, denominator = meter
         return numerator * 4 * self.settings.grid // denominator
 
-    def _grid_notes(self, notes) -> list[tuple[int, int, int, int, int]]:
-        """(start step, program, pitch, velocity, duration steps) sorted, with same-key overlaps resolved."""
+    def _grid_notes(self, piece: NoteArrays) -> np.ndarray:
+        """Rows start step, program, pitch, velocity, duration steps of the notes within the pitch range,
+        sorted by (start, program, pitch). Of notes of one key (program if `programs`, and pitch) struck at
+        one step the longest, then loudest, is kept; a note sounding when the next of its key starts ends."""
         s = self.settings
-        longest = s.max_duration_quarters * s.grid
-        placed = []
-        last = {}  # (program, pitch) → index in placed of its latest note
-        quantised = [(max(0, self._step(note.start)), note.program if s.programs else 0, note.pitch,
-                      self._bin_velocity(self._velocity_bin(note.velocity)) if s.velocity_bins else 64,
-                      min(longest, max(1, self._step(note.duration))))
-                     for note in notes if s.pitch_low <= note.pitch <= s.pitch_high]
-        for start, program, pitch, velocity, duration in sorted(quantised, key=lambda n: (n[0], -n[4])):
-            previous = last.get((program, pitch))
-            if previous is not None:
-                before = placed[previous]
-                if before[0] == start:  # the same note struck twice at once: keep the longer
-                    continue
-                if start < before[0] + before[4]:
-                    placed[previous] = (*before[:4], start - before[0])
-            last[program, pitch] = len(placed)
-            placed.append((start, program, pitch, velocity, duration))
-        return sorted(placed)
+        keep = (piece.pitch >= s.pitch_low) & (piece.pitch <= s.pitch_high)
+        notes = np.empty((5, int(keep.sum())), dtype=np.int64)
+        notes[0] = np.maximum(0, np.floor(piece.start[keep] * s.grid + 0.5))
+        notes[1] = piece.program[keep] if s.programs else 0
+        notes[2], notes[3] = piece.pitch[keep], piece.velocity[keep]
+        notes[4] = np.floor(piece.duration[keep] * s.grid + 0.5).clip(1, s.max_duration_quarters * s.grid)
+        notes = notes[:, np.lexsort((-notes[3], -notes[4], notes[0], notes[2], notes[1]))]  # by key, start
+        start, program, pitch = notes[:3]
+        same_key = (pitch[1:] == pitch[:-1]) & (program[1:] == program[:-1])
+        struck_again = same_key & (start[1:] == start[:-1])
+        if struck_again.any():
+            first = np.ones(start.size, dtype=bool)
+            first[1:] = ~struck_again
+            notes = notes[:, first]
+            start, program, pitch = notes[:3]
+            same_key = (pitch[1:] == pitch[:-1]) & (program[1:] == program[:-1])
+        np.minimum(notes[4, :-1], start[1:] - start[:-1], out=notes[4, :-1], where=same_key)
+        return notes[:, np.lexsort((notes[2], notes[1], notes[0]))]
 
     def _grid_time_signatures(self, notes) -> list[tuple[int, tuple[int, int]]]:
         if not self.settings.time_signature:
@@ -269,9 +301,6 @@ class MidiTokenizer:
         return changes_only([(max(0, self._step(start)), nearest(bpm))
                              for start, bpm in getattr(notes, "tempos", [])])
 
-    def _velocity_bin(self, velocity: int) -> int:
-        return (min(127, max(1, velocity)) - 1) * self.settings.velocity_bins // 127
-
     def _bin_velocity(self, velocity_bin: int) -> int:
         """The bin's middle velocity; bin b holds 1 + ceil(b * 127 / bins) ... ceil((b + 1) * 127 / bins)."""
         bins = self.settings.velocity_bins
@@ -281,3 +310,9 @@ class MidiTokenizer:
 
 def _value_name(value) -> str:
     return f"{value[0]}/{value[1]}" if isinstance(value, tuple) else str(value)
+
+
+def midi_ticks_per_quarter(grid: int) -> int:
+    """The resolution of written MIDI files: every grid step a whole number of ticks (480 for grids that
+    divide it: 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 96, ...)."""
+    return 480 if 480 % grid == 0 else 120 * grid
