@@ -14,6 +14,7 @@ EXPECTED = {
     "hello_rnn.ipynb": ["step-by-step equals one call: True", "hidden state", "fed back:", "--- jordan ---",
                         "image/png"],
     "lstm_train.ipynb": ["best validation loss", "--- temperature 0.2 ---", "--- temperature 1.3 ---", "image/png"],
+    "predict_song.ipynb": ["top-1 pitch", "image/png", "text/html", "prediction", "truth"],  # html: audio players
 }
 
 
