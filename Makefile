@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # On a GPU machine: make install TORCH="torch" (or your CUDA build).
 TORCH  ?= torch==2.13.0
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench bench-poly clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,15 @@ test: install
 demo: install
 	$(BIN)/seqkit demo predict-song --model lstm --steps 400
 
-bench: install
+$(VENV)/.bench: $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[bench]"
+	touch $@
+
+bench: $(VENV)/.bench
 	$(BIN)/python bench/bench.py
+
+bench-poly: install
+	$(BIN)/python bench/bench_poly.py
 
 clean:
 	rm -rf $(VENV) data/cache .pytest_cache
