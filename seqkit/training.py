@@ -25,14 +25,15 @@ from seqkit.module import SeqModule
 
 @contextlib.contextmanager
 def quiet_lightning():
-    """Lightning's start-up banners (GPU available, tips) and two warnings that are noise here; only
-    while training, so importing seqkit changes nothing."""
+    """Lightning's start-up banners (GPU available, tips) and warnings that are noise here; only while
+    training, so importing seqkit changes nothing."""
     logger = logging.getLogger("pytorch_lightning.utilities.rank_zero")
     level = logger.level
     logger.setLevel(logging.WARNING)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # ckpt/ of a resumed run
         try:
             yield
         finally:
@@ -141,7 +142,8 @@ def _fit_quietly(cfg: RunConfig, run_dir: Path, ckpt_path: Path | None, callback
     corpus = load_corpus(cfg.data, tokenizer)
     kind = corpus.tokenizer
     cfg.model.vocab_size, cfg.model.frames = kind.vocab_size, kind.frames
-    data = kind.datamodule(corpus, cfg.model.context, cfg.train.batch_size, cfg.train.seed, cfg.train.val_batches)
+    data = kind.datamodule(corpus, cfg.model.context, cfg.train.batch_size, cfg.train.seed, cfg.train.val_batches,
+                           cfg.train.stateful)
     module = SeqModule(cfg.model.__dict__, cfg.train.__dict__, kind, data.chars_per_token)
     if cfg.train.compile:
         module.model.compile()

@@ -1,3 +1,4 @@
+import json
 import os
 import pickle
 import signal
@@ -143,3 +144,22 @@ def test_two_process_ddp_matches_one_process_on_the_same_global_batch(text_file,
     a, b = last_weights(tmp_path / "ddp"), last_weights(tmp_path / "single")
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4, msg=key)
+
+
+def test_resume_applies_a_new_peak_lr_and_names_what_it_cannot_change(text_file, tmp_path):
+    import csv
+
+    from seqkit.module import lr_factor
+
+    cfg = tiny_config(text_file, out=tmp_path / "run", steps=6)
+    run = seqkit.train(cfg)
+    with pytest.raises(ValueError, match="cannot change model.family when resuming"):
+        seqkit.resume(run, ["model.family=ar"])
+    seqkit.resume(run, ["train.max_steps=20", "train.lr=0.01"])
+    [log] = (run / "logs").glob("resumed-*/metrics.csv")
+    with open(log, newline="") as f:
+        logged = [(int(r["step"]), float(r["train/lr"])) for r in csv.DictReader(f) if r.get("train/lr")]
+    assert logged and all(step >= 6 for step, _ in logged)
+    for step, lr in logged:
+        assert lr == pytest.approx(0.01 * lr_factor(step, 2, 20, 0.1))
+    assert json.loads((run / "run.json").read_text())["config"]["train"]["lr"] == 0.01
