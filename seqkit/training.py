@@ -61,11 +61,15 @@ def _device_count(devices: str) -> int:
 class StepProgressBar(TQDMProgressBar):
     """Training is step-based: the bar counts optimizer steps to max_steps (not epochs) and shows no v_num."""
 
+    @property
+    def train_description(self) -> str:
+        return "steps"
+
     def on_train_epoch_start(self, trainer, *_):
-        super().on_train_epoch_start(trainer)
-        self.train_progress_bar.reset(total=trainer.max_steps)
-        self.train_progress_bar.n = trainer.global_step
-        self.train_progress_bar.set_description("steps")
+        bar = self.train_progress_bar
+        bar.reset(total=trainer.max_steps)
+        bar.n = trainer.global_step
+        bar.refresh()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         bar = self.train_progress_bar

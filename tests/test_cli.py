@@ -64,6 +64,13 @@ def test_tokenize_round_trip(text_file, tmp_path):
     (["generate", "no/such/run"], "no such run"),
     (["generate", "{tmp}"], "not a seqkit run"),
     (["info", "{text}"], "not a seqkit run"),
+    (["train", "{text}", "--max-steps", "-5"], "train.max_steps must be at least 1, got -5"),
+    (["train", "{text}", "--batch-size", "0"], "train.batch_size must be at least 1"),
+    (["train", "{text}", "--lr", "0"], "train.lr must be greater than 0"),
+    (["train", "{text}", "--set", "train.val_every=0"], "train.val_every must be at least 1"),
+    (["train", "{text}", "--set", "data.val_fraction=0.7"], "data.val_fraction must be between 0 and 0.5"),
+    (["train", "{text}", "--set", "data.grid=200"], "data.grid must be from 1 to 96"),
+    (["train", "{text}", "--tokenizer", "bpe", "--vocab-size", "10"], "--vocab-size"),
 ])
 def test_bad_input_is_one_line_and_exit_1(args, message, text_file, tmp_path):
     files = {"{empty}": tmp_path / "empty.txt", "{binary}": tmp_path / "blob.txt", "{short}": tmp_path / "short.txt",
@@ -76,6 +83,19 @@ def test_bad_input_is_one_line_and_exit_1(args, message, text_file, tmp_path):
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+
+
+def test_bad_sampling_settings_print_nothing_but_the_error(trained_run):
+    result = invoke("generate", trained_run, "--prompt", "it was", "--top-p", "1.5")
+    assert result.exit_code == 1 and result.stdout == "" and "top-p must be in (0, 1]" in result.stderr
+
+
+def test_progress_bar_counts_steps_not_epochs(text_file, tmp_path):
+    result = invoke("train", text_file, "--out", tmp_path / "run", "--set", f"data.cache_dir={tmp_path / 'c'}",
+                    *[a for a in TINY if a != "train.progress=false"][:-1])
+    assert result.exit_code == 0, result.output
+    assert "steps: 100%" in result.output and "6/6" in result.output
+    assert "Epoch" not in result.output and "v_num" not in result.output
 
 
 def test_prompt_outside_char_vocabulary(trained_run):
