@@ -21,7 +21,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 demo: install
-	$(BIN)/seqkit demo predict-song --model lstm --steps 400
+	$(BIN)/seqkit demo predict-song
 
 $(VENV)/.bench: $(VENV)/.installed
 	$(BIN)/pip install -q -e ".[bench]"

@@ -53,7 +53,7 @@ def train(
 ):
     """Train a model; prints the run directory at the end."""
     from seqkit.config import RunConfig, apply_dict, apply_overrides, load_yaml, set_value
-    from seqkit.kinds import default_kind
+    from seqkit.kinds import default_kind, kind_class
     from seqkit.training import resume as resume_training, train as run_training
 
     flags = {"model.family": model, "data.tokenizer": tokenizer, "data.vocab_size": vocab_size,
@@ -70,16 +70,27 @@ def train(
         overrides = [f"{k}={v}" for k, v in given.items()] + list(set_)
         typer.echo(f"run directory: {resume_training(out, overrides)}")
         return
-    cfg = RunConfig()
     yaml_config = load_yaml(config) if config else {}
-    apply_dict(cfg, yaml_config)
-    for key, value in {"data.source": data, "train.out": out, **given}.items():
-        if value is not None:
+
+    def configured(defaults: dict) -> RunConfig:
+        cfg = RunConfig()
+        for key, value in defaults.items():
             set_value(cfg, key, value)
-    apply_overrides(cfg, set_)
+        apply_dict(cfg, yaml_config)
+        for key, value in {"data.source": data, "train.out": out, **given}.items():
+            if value is not None:
+                set_value(cfg, key, value)
+        apply_overrides(cfg, set_)
+        return cfg
+
+    cfg = configured({})
     if tokenizer is None and "tokenizer" not in yaml_config.get("data", {}) \
             and not any(item.startswith("data.tokenizer=") for item in set_):
         cfg.data.tokenizer = default_kind(cfg.data.source)
+    # What the data kind trains well with (piano-roll frames: the "frames" preset), under the user's settings.
+    defaults = kind_class(cfg.data.tokenizer).default_settings(cfg)
+    if defaults:
+        cfg = configured({**defaults, "data.tokenizer": cfg.data.tokenizer})
     run_dir = run_training(cfg)
     typer.echo(f"run directory: {run_dir}")
 
@@ -260,10 +271,13 @@ def demo_text(
 @demo_app.command("predict-song")
 @user_errors
 def demo_predict_song(
-    model: str = typer.Option("lstm", help="Model family."),
-    steps: int = typer.Option(400, help="Training steps (a trained model in --out is reused)."),
+    model: str = typer.Option("transformer", help="Model family."),
+    steps: Optional[int] = typer.Option(None, help="Training steps [default: the demo preset's] (a trained model in --out is reused)."),
     bars: int = typer.Option(4, help="Opening bars each held-out chorale is primed with."),
-    examples: int = typer.Option(3, help="Chorales to continue and draw."),
+    pieces: str = typer.Option("all", help="Held-out chorales to continue for the music statistics: a number or 'all'."),
+    examples: str = typer.Option("3", help="Of those, how many to write as MIDI + piano roll: a number or 'all'."),
+    temperature: Optional[float] = typer.Option(None, help="Sampling temperature [default: the demo's measured choice]."),
+    top_p: Optional[float] = typer.Option(None, help="Nucleus sampling [default: the demo's measured choice]."),
     out: Path = typer.Option(Path("checkpoints/demo-predict-song"), help="Where the model and files go."),
     seed: int = typer.Option(0),
     wandb: bool = typer.Option(False, "--wandb/--no-wandb", help="Log piano rolls, audio and metrics to W&B."),
@@ -271,14 +285,16 @@ def demo_predict_song(
     soundfont: Optional[Path] = typer.Option(None, help="A General MIDI .sf2/.sf3 for --audio."),
     set_: list[str] = typer.Option([], "--set", help="Config of a new run: --set data.grid=24 --set model.context=256"),
 ):
-    """Train on the Bach chorales and continue held-out ones from their opening bars."""
+    """Train on the Bach chorales, continue held-out ones from their opening bars, and compare with Bach."""
+    from seqkit.generate import check_sampling
     from seqkit.music.demo import predict_song
 
     if soundfont is not None:
         from seqkit.music.audio import check_soundfont
         check_soundfont(soundfont)
+    check_sampling(1, 1.0 if temperature is None else temperature, None, top_p, 1)
     predict_song(model, steps, bars, examples, out, seed, wandb, echo=typer.echo, audio=audio or wandb,
-                 soundfont=soundfont, **_settings(set_))
+                 soundfont=soundfont, pieces=pieces, temperature=temperature, top_p=top_p, **_settings(set_))
 
 
 @app.command(name="export-frames")

@@ -47,6 +47,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.1     # cosine decays to lr * min_lr_ratio at max_steps
     grad_clip: float = 1.0        # 0 disables clipping
     early_stopping: int = 0       # patience in validations; 0 disables
+    stateful: bool = False        # frames: each batch lane plays songs window after window, the state carried (truncated BPTT)
     val_every: int = 200
     val_batches: int = 20
     seed: int = 1337

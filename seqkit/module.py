@@ -29,12 +29,18 @@ class SeqModule(pl.LightningModule):
         self.model = build_model(self.model_cfg)
         self.kind, self.chars_per_token = kind, chars_per_token
         self._val_sum = self._val_count = None
+        self.lanes = None  # train.stateful: the model's state after each batch lane's last window
+        if self.cfg.stateful:
+            kind.check_stateful(self.model)
 
     def forward(self, x, state=None):
         return self.model(x, state)
 
     def training_step(self, batch, batch_idx):
-        loss, _ = self.kind.loss(self.model, batch)
+        if self.cfg.stateful:
+            loss, _, self.lanes = self.kind.carried_loss(self.model, batch, self.lanes)
+        else:
+            loss, _ = self.kind.loss(self.model, batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step}")
         self.log("train/loss", loss, prog_bar=True)
@@ -80,12 +86,15 @@ class SeqModule(pl.LightningModule):
         checkpoint["torch_rng_state"] = torch.get_rng_state()
         if torch.cuda.is_available():
             checkpoint["cuda_rng_state"] = torch.cuda.get_rng_state()
+        if self.lanes is not None:  # every process's lanes, so a resumed stateful run carries on exactly
+            checkpoint["lanes"] = self.lanes.saved(self.all_gather)
 
     def on_load_checkpoint(self, checkpoint):
         if "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])
         if "cuda_rng_state" in checkpoint and torch.cuda.is_available():
             torch.cuda.set_rng_state(checkpoint["cuda_rng_state"])
+        self.lanes = checkpoint.get("lanes")
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
         # One pass computes the norm for logging and clips with it.

@@ -28,21 +28,32 @@ PRESETS: dict[str, dict[str, object]] = {
               "model.n_layers": 2, "model.n_heads": 4, "train.batch_size": 32, "train.lr": 3e-3,
               "train.val_batches": 50, "train.warmup_steps": 20, "train.progress": False,
               "train.accelerator": "cpu"},
+    # piano-roll frames: what `seqkit train SONGS --tokenizer pianoroll` trains with unless told otherwise
+    # (PianoRollKind.default_settings; measured on the chorales, MuseData and Piano-midi.de: bench/bench_poly.py)
+    "frames": {"model.context": 64, "model.d_embed": 64, "model.d_hidden": 256, "model.n_layers": 1,
+               "model.dropout": 0.3, "train.lr": 3e-3, "train.batch_size": 32, "train.max_steps": 1500,
+               "train.stateful": True},
 }
 FAMILY_EXTRAS: dict[tuple[str, str], dict[str, object]] = {
     ("small", "transformer"): {"model.d_embed": 64, "model.n_layers": 2},
     ("demo", "transformer"): {"model.d_embed": 128, "model.n_heads": 4},
     ("bench", "transformer"): {"model.d_embed": 128},
+    ("frames", "transformer"): {"train.stateful": False},  # its KV cache has no state per lane to carry
 }
+
+
+def preset_settings(name: str, family: str = "lstm") -> dict[str, object]:
+    """The fields preset `name` sets for `family`."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return {**PRESETS[name], **FAMILY_EXTRAS.get((name, family), {})}
 
 
 def preset(name: str, family: str = "lstm", **overrides) -> RunConfig:
     """RunConfig of preset `name` for `family`; `overrides` set any field (`d_hidden=64`, `train.lr=1e-3`)."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     cfg = RunConfig()
     cfg.model.family = family
-    for key, value in {**PRESETS[name], **FAMILY_EXTRAS.get((name, family), {})}.items():
+    for key, value in preset_settings(name, family).items():
         set_field(cfg, key, value)
     for key, value in overrides.items():
         set_field(cfg, key, value)

@@ -1,4 +1,5 @@
 """Music through the whole tool: train on MIDI files, continue a song, tokenize, the song-prediction demo."""
+import pytest
 from music21 import converter
 from typer.testing import CliRunner
 
@@ -87,6 +88,13 @@ def test_predict_song_demo_scores_and_writes_files(songs, tmp_path):
         assert 0 <= s["top1_pitch"] <= s["top5_pitch"] <= 1
     assert len(result["files"]) == 3 and all(__import__("os").path.getsize(f) > 0 for f in result["files"])
     assert any("repeat last note" in line for line in lines)
+    music = result["music"]  # the continuation statistics of every held-out song, printed as a table
+    assert list(music) == ["model", "Bach", "other Bach", "prompt"]
+    assert 0 <= music["model"]["pc_distance"] <= 1 and music["Bach"]["notes_per_quarter"] > 0
+    assert any(line.strip().startswith("Continuations of ") for line in lines)
+    assert any("pc dist" in line and "notes/qn" in line for line in lines)
     again = []
-    predict_song("lstm", bars=2, examples=0, out=tmp_path, data=str(songs / "chorales"), echo=again.append)
-    assert "reusing" in again[0]
+    predict_song("lstm", bars=2, examples=0, pieces=1, out=tmp_path, data=str(songs / "chorales"), echo=again.append)
+    assert "reusing" in again[0] and any(line.strip().startswith("Continuations of 1 held-out") for line in again)
+    with pytest.raises(ValueError, match="expected a number or 'all', got 'some'"):
+        predict_song("lstm", bars=2, examples="some", out=tmp_path, data=str(songs / "chorales"), echo=again.append)

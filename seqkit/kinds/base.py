@@ -72,8 +72,28 @@ class DataKind:
     def check_source(cls, source: str, is_music: bool) -> None:
         """Raise a one-line ValueError when `source` is the wrong sort of data for this kind."""
 
-    def datamodule(self, corpus: Corpus, context: int, batch_size: int, seed: int, val_batches: int):
+    def datamodule(self, corpus: Corpus, context: int, batch_size: int, seed: int, val_batches: int,
+                   stateful: bool = False):
+        """Batches to train and validate on; `stateful` (train.stateful): each batch lane's sequences window
+        after window, for `carried_loss`, where the kind offers it."""
+        if stateful:
+            raise ValueError(f"train.stateful applies to piano-roll frames, not to {self.name} tokens")
         return TokenData(corpus, context, batch_size, seed, val_batches)
+
+    def check_stateful(self, model) -> None:
+        """Raise a one-line ValueError unless stateful training can carry `model`'s state per batch lane."""
+        raise ValueError(f"train.stateful applies to piano-roll frames, not to {self.name} tokens")
+
+    def carried_loss(self, model, batch, lanes):
+        """Stateful training's loss: a batch of windows each continuing its lane's last one, fed from the
+        state `lanes` carried (None at the start) → (loss, count, the lanes' state after it)."""
+        raise NotImplementedError
+
+    @classmethod
+    def default_settings(cls, cfg) -> dict:
+        """Config fields ("train.lr": 3e-3, ...) this kind trains well with for `cfg`'s model family; the CLI
+        applies them under the user's settings."""
+        return {}
 
     def chars_per_token(self, tokens: np.ndarray, windows: Windows) -> float | None:
         """Characters per scored token over `windows` of `tokens` (text only): turns nats per token into

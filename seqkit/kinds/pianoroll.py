@@ -11,8 +11,9 @@ import torch.nn.functional as F
 from seqkit.generate import check_sampling, feed
 from seqkit.kinds.base import DataKind
 from seqkit.music.benchmark_file import BENCHMARK_SUFFIXES
-from seqkit.music.frame_data import FrameData, SongBatches, load_frame_corpus
+from seqkit.music.frame_data import FrameData, LaneState, SongBatches, lane_dims, load_frame_corpus
 from seqkit.music.roll import PianoRoll
+from seqkit.presets import preset_settings
 
 
 def frame_nll(model, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -42,8 +43,31 @@ class PianoRollKind(DataKind, PianoRoll):
             raise ValueError(f"{source} is neither music nor a benchmark file ({', '.join(BENCHMARK_SUFFIXES)}): "
                              "a piano-roll model reads songs of frames")
 
-    def datamodule(self, corpus, context: int, batch_size: int, seed: int, val_batches: int):
-        return FrameData(corpus, context, batch_size, seed, val_batches)
+    def datamodule(self, corpus, context: int, batch_size: int, seed: int, val_batches: int, stateful: bool = False):
+        return FrameData(corpus, context, batch_size, seed, val_batches, stateful)
+
+    @classmethod
+    def default_settings(cls, cfg) -> dict:
+        """The "frames" preset for cfg's family: what frame models were measured to train well with."""
+        return preset_settings("frames", cfg.model.family)
+
+    def check_stateful(self, model) -> None:
+        lane_dims(model)
+
+    def carried_loss(self, model, batch, lanes):
+        """Stateful training's loss of a SongLanes batch (rolls, mask, fresh, lane numbers): each lane's window
+        fed from the state its previous window left (`lanes`: a LaneState, its saved form, or None at the
+        start; a fresh state where a lane starts a song) → (mean NLL per frame, frames, the LaneState after)."""
+        rolls, mask, fresh, numbers = batch
+        context = rolls.size(1) - 1
+        if isinstance(lanes, dict):  # as a checkpoint saved it
+            lanes = LaneState.restored(lanes, context)
+        outputs, state = model(rolls[:, :-1], None if lanes is None else lanes.state_for(numbers, fresh))
+        keep = mask[:, 1:].float()
+        count = keep.sum()
+        loss = (frame_nll(model, outputs, rolls[:, 1:]) * keep).sum() / count.clamp(min=1)
+        dims = lanes.dims if lanes is not None else lane_dims(model)
+        return loss, count, LaneState(state, numbers, dims, context)
 
     def chars_per_token(self, tokens, windows):
         return None

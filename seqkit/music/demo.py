@@ -13,10 +13,15 @@ from seqkit.kinds.base import scored_log_probs
 from seqkit.music.audio import AUTO, render_wav
 from seqkit.music.generate import new_notes, opening_bars, until_eos
 from seqkit.music.pianoroll import plot_comparison
-from seqkit.presets import preset
+from seqkit.music.stats import COLUMNS, continuation_rows, format_table, sample_continuations
+from seqkit.presets import PRESETS, preset
+
+DEMO_FAMILY = "transformer"
+DEMO_SAMPLING = {"temperature": 0.9, "top_p": 0.95}  # chosen by measurement: see DEVELOPERS.md
 
 
-def demo_config(model: str, steps: int, run_dir: Path, data: str = "bach"):
+def demo_config(model: str, steps: int | None, run_dir: Path, data: str = "bach"):
+    steps = steps or PRESETS["demo"]["train.max_steps"]
     return preset("demo", model, source=data, max_steps=steps, val_every=max(steps // 4, 1), out=str(run_dir))
 
 
@@ -83,16 +88,19 @@ def repeat_last_note(chords: list[list[int]]) -> list[int]:
     return sorted(dict.fromkeys(previous), key=lambda p: abs(p - same_voice))
 
 
-def predict_song(model: str = "lstm", steps: int = 400, bars: int = 4, examples: int = 3,
+def predict_song(model: str = DEMO_FAMILY, steps: int | None = None, bars: int = 4, examples: int | str = 3,
                  out: Path = Path("checkpoints/demo-predict-song"), seed: int = 0, wandb: bool = False,
-                 data: str = "bach", echo=print, audio: bool = False, soundfont=None, **overrides) -> dict:
+                 data: str = "bach", echo=print, audio: bool = False, soundfont=None, pieces: int | str = "all",
+                 temperature: float | None = None, top_p: float | None = None, **overrides) -> dict:
     """Train (or reuse) `model` on `data` (songs split by piece), then prime each held-out song with its
-    first `bars` bars: score the true continuation, sample `examples` continuations to MIDI + PNG.
+    first `bars` bars: score the true continuation (teacher forced), sample a continuation of `pieces`
+    of them ("all" or a number) for the music statistics, and write `examples` of those as MIDI + PNG.
     `overrides` are config keys for a new run, e.g. {"model.d_hidden": 64}."""
     import seqkit
     from seqkit.config import set_value
     from seqkit.music.data import split_sequences
 
+    count(pieces, 0), count(examples, 0)  # bad input fails before training
     run_dir = out / f"{model}-{Path(data).stem}"
     if (run_dir / "model.pt").is_file():
         echo(f"reusing the trained model in {run_dir}")
@@ -109,24 +117,24 @@ def predict_song(model: str = "lstm", steps: int = 400, bars: int = 4, examples:
         raise ValueError(f"{data}: too few pieces for a held-out test split; use a folder of at least 3 songs")
     scores = score_pieces(trained, list(splits["test"].values()), list(splits["train"].values()), bars)
 
-    files = []
-    for name, piece in list(splits["test"].items())[:examples]:
-        ids = [int(t) for t in piece]
-        prompt = opening_bars(tokenizer, ids, bars)
-        truth = until_eos(tokenizer, ids)
-        [predicted] = trained.generate_ids(prompt, max_new_tokens=min(len(truth) - len(prompt) + 1, 600),
-                                           temperature=1.0, top_k=20, seed=seed)
-        predicted = until_eos(tokenizer, predicted)
-        stem = out / "predictions" / Path(name).stem
+    held_out = dict(list(splits["test"].items())[:count(pieces, len(splits["test"]))])
+    sampling = {"temperature": DEMO_SAMPLING["temperature"] if temperature is None else temperature,
+                "top_p": DEMO_SAMPLING["top_p"] if top_p is None else top_p}
+    continuations = sample_continuations(trained, held_out, bars, seed=seed, progress=True, **sampling)
+    rows = continuation_rows(continuations)
+
+    files, synthesizer = [], None
+    for piece in continuations[:count(examples, len(continuations))]:
+        stem = out / "predictions" / Path(piece.name).stem
         stem.parent.mkdir(parents=True, exist_ok=True)
-        tokenizer.write_midi(predicted, f"{stem}-prediction.mid")
-        tokenizer.write_midi(truth, f"{stem}-truth.mid")
+        tokenizer.write_midi(list(piece.ids), f"{stem}-prediction.mid")
+        tokenizer.write_midi(until_eos(tokenizer, [int(t) for t in held_out[piece.name]]), f"{stem}-truth.mid")
         if audio:
             for name in (f"{stem}-prediction", f"{stem}-truth"):
                 synthesizer = render_wav(f"{name}.mid", f"{name}.wav", soundfont or AUTO)
                 files.append(f"{name}.wav")
-        plot_comparison(f"{stem}.png", tokenizer.decode_notes(prompt), new_notes(tokenizer, prompt, predicted),
-                        new_notes(tokenizer, prompt, truth), title=f"{Path(name).stem}: {bars} bars, then {model} vs Bach")
+        plot_comparison(f"{stem}.png", piece.prompt, piece.model, piece.bach,
+                        title=f"{Path(piece.name).stem}: {bars} bars, then {model} vs Bach")
         files += [f"{stem}-prediction.mid", f"{stem}-truth.mid", f"{stem}.png"]
 
     echo(f"\nHeld-out songs: {len(splits['test'])}, primed with {bars} bars; scored on the rest (teacher forcing)\n")
@@ -134,15 +142,32 @@ def predict_song(model: str = "lstm", steps: int = 400, bars: int = 4, examples:
     for name, m in scores.items():
         nll = "—" if math.isnan(m["nll_per_token"]) else f"{m['nll_per_token']:.3f}"
         echo(f"{name:<20} {nll:>10} {m['top1_pitch']:>12.3f} {m['top5_pitch']:>12.3f}")
-    echo("\nfiles:\n  " + "\n  ".join(files))
-    if audio and files:
+    echo(f"\nContinuations of {len(continuations)} held-out songs (sampled at temperature {sampling['temperature']}, "
+         f"top-p {sampling['top_p']}), means over the songs\n")
+    echo(format_table(rows))
+    if files:
+        echo("\nfiles:\n  " + "\n  ".join(files))
+    if synthesizer:
         echo(f"audio played by the {synthesizer}")
     if wandb:
-        log_to_wandb(run_dir, scores, [f for f in files if f.endswith(".png")], [f for f in files if f.endswith(".wav")])
-    return {"run_dir": run_dir, "scores": scores, "files": files}
+        log_to_wandb(run_dir, scores, rows, [f for f in files if f.endswith(".png")], [f for f in files if f.endswith(".wav")])
+    return {"run_dir": run_dir, "scores": scores, "music": rows, "files": files}
 
 
-def log_to_wandb(run_dir: Path, scores: dict, images: list[str], sounds: list[str] = ()) -> None:
+def count(value: int | str, available: int) -> int:
+    """How many of `available` items `value` asks for: a number, or "all"."""
+    if value == "all":
+        return available
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"expected a number or 'all', got {value!r}") from None
+    if number < 0:
+        raise ValueError(f"expected a number >= 0 or 'all', got {number}")
+    return min(number, available)
+
+
+def log_to_wandb(run_dir: Path, scores: dict, rows: dict, images: list[str], sounds: list[str] = ()) -> None:
     try:
         import wandb
         from seqkit.tracking import wandb_configured
@@ -153,7 +178,8 @@ def log_to_wandb(run_dir: Path, scores: dict, images: list[str], sounds: list[st
         run = wandb.init(project="seqkit", name=f"{run_dir.name}-predict-song", dir=str(run_dir), reinit="finish_previous")
         table = wandb.Table(columns=["predictor", "nll_per_token", "top1_pitch", "top5_pitch"],
                             data=[[k, v["nll_per_token"], v["top1_pitch"], v["top5_pitch"]] for k, v in scores.items()])
-        run.log({"song_prediction": table, "piano_rolls": [wandb.Image(p) for p in images],
+        music = wandb.Table(columns=["continuation", *COLUMNS], data=[[k, *(v[c] for c in COLUMNS)] for k, v in rows.items()])
+        run.log({"song_prediction": table, "continuation_statistics": music, "piano_rolls": [wandb.Image(p) for p in images],
                  **({"audio": [wandb.Audio(p, caption=Path(p).stem) for p in sounds]} if sounds else {})})
         run.finish()
     except Exception as e:  # noqa: BLE001 - tracking must never break the demo

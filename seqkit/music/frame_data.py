@@ -1,5 +1,6 @@
-"""Piano-roll corpora and batches: songs of frames split by piece, padded and masked windows for training,
-whole songs for validation (the state carried across each song, as `seqkit eval` does)."""
+"""Piano-roll corpora and batches: songs of frames split by piece, padded and masked windows for training
+(random ones, or each batch lane's songs window after window for stateful training), whole songs for
+validation (the state carried across each song, as `seqkit eval` does)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -123,6 +124,121 @@ class RandomSongWindows(IterableDataset):
             step += 1
 
 
+class SongLanes(IterableDataset):
+    """Stateful training's batches: each batch lane plays songs one after another, a window of context+1
+    frames per step, each continuing where the lane's last one stopped (sharing its last frame, as chunks
+    fed with the state carried do): (rolls (B, T+1, K), mask (B, T+1), fresh (B,), lanes (B,)), `fresh`
+    marking the lanes whose window starts a song, `lanes` their numbers among all processes' lanes. Each
+    lane plays every song once per pass, in an order drawn from (seed, lane, pass), so the window a lane
+    plays at step n follows from (seed, n): a resumed run continues the same stream, and N processes × B
+    lanes play what one process × N·B lanes plays."""
+
+    def __init__(self, songs: list[np.ndarray], context: int, batch_size: int, seed: int, start_step: int = 0,
+                 rank: int = 0, world_size: int = 1):
+        self.songs = [song for song in songs if len(song) >= 2]
+        self.context, self.batch_size = context, batch_size
+        self.seed, self.start_step, self.rank, self.world_size = seed, start_step, rank, world_size
+        self.windows = np.array([-(-(len(song) - 1) // context) for song in self.songs])  # steps per song
+        self.per_pass = int(self.windows.sum())
+        self._orders = {}  # lane -> (pass, its song order, the step within the pass each song ends)
+
+    def position(self, lane: int, step: int) -> tuple[int, int]:
+        """(song, window of the song) that `lane` plays at `step`."""
+        n, offset = divmod(step, self.per_pass)
+        if self._orders.get(lane, (None,))[0] != n:
+            order = np.random.default_rng((self.seed, lane, n)).permutation(len(self.songs))
+            self._orders[lane] = n, order, np.cumsum(self.windows[order])
+        _, order, ends = self._orders[lane]
+        i = int(np.searchsorted(ends, offset, side="right"))
+        return int(order[i]), int(offset - ends[i] + self.windows[order[i]])
+
+    def __iter__(self):
+        lanes = list(range(self.rank * self.batch_size, (self.rank + 1) * self.batch_size))
+        step = self.start_step
+        while True:
+            picks = [self.position(lane, step) for lane in lanes]
+            windows = [_window(self.songs[song], k * self.context, self.context + 1) for song, k in picks]
+            yield (torch.stack([w[0] for w in windows]), torch.stack([w[1] for w in windows]),
+                   torch.tensor([k == 0 for _, k in picks]), torch.tensor(lanes))
+            step += 1
+
+
+def lane_dims(model) -> list[int]:
+    """The dimension that runs over the batch in each tensor of `model`'s state, found by feeding one and
+    two silent frames; a ValueError for a state not kept per lane (the transformer's shared position)."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            one, two = (_leaves(model(torch.zeros(n, 1, model.cfg.vocab_size, device=device))[1]) for n in (1, 2))
+    finally:
+        model.train(was_training)
+    dims = []
+    for a, b in zip(one, two):
+        differ = [d for d in range(a.dim()) if a.shape[d] != b.shape[d]] if isinstance(a, torch.Tensor) else []
+        if len(differ) != 1:
+            raise ValueError(f"train.stateful needs a model state kept per batch lane; the {model.cfg.family}'s "
+                             "is not (its position is shared): train it without train.stateful")
+        dims.append(differ[0])
+    return dims
+
+
+def _leaves(state) -> list:
+    return [x for part in state for x in _leaves(part)] if isinstance(state, tuple) else [state]
+
+
+def _map(fn, state, dims):
+    """`state` with each tensor t replaced by fn(t, its lane dimension)."""
+    dims = iter(dims)
+    go = lambda s: tuple(go(part) for part in s) if isinstance(s, tuple) else fn(s, next(dims))  # noqa: E731
+    return go(state)
+
+
+class LaneState:
+    """Stateful training's memory: the model's state after each batch lane's last window of `context`
+    frames, detached (truncated backpropagation through time), `lanes` the lanes' numbers, `dims` (see
+    lane_dims)."""
+
+    def __init__(self, state, lanes: torch.Tensor, dims: list[int], context: int):
+        self.state = _map(lambda t, d: t.detach(), state, dims)
+        self.lanes, self.dims, self.context = lanes.cpu(), list(dims), context
+
+    def state_for(self, lanes: torch.Tensor, fresh: torch.Tensor):
+        """The state to feed the windows of `lanes` from: each lane's own, zeros (a fresh state in every
+        family but the transformer) where it starts a song or was not saved."""
+        lanes = lanes.cpu()
+        if torch.equal(lanes, self.lanes):
+            state = self.state
+        else:  # restored from a checkpoint holding every process's lanes: pick this process's
+            where = {int(n): i for i, n in enumerate(self.lanes)}
+            fresh = fresh | torch.tensor([int(n) not in where for n in lanes], device=fresh.device)
+            index = torch.tensor([where.get(int(n), 0) for n in lanes])
+            state = _map(lambda t, d: t.index_select(d, index.to(t.device)), self.state, self.dims)
+        if fresh.all():
+            return None
+        shape = lambda t, d: [len(fresh) if i == d else 1 for i in range(t.dim())]  # noqa: E731
+        return _map(lambda t, d: t.to(fresh.device).masked_fill(fresh.view(shape(t, d)), 0), state, self.dims)
+
+    def saved(self, all_gather) -> dict:
+        """Every process's lanes as plain tensors, for a checkpoint; `all_gather` is LightningModule's."""
+        def gather(t, d):
+            every = all_gather(t)  # (processes, ...) when there are several
+            return (every if every.dim() == t.dim() else every.movedim(0, d).flatten(d, d + 1)).cpu()
+        return {"state": _map(gather, self.state, self.dims), "lanes": gather(self.lanes.to(_device(self.state)), 0),
+                "dims": self.dims, "context": self.context}
+
+    @classmethod
+    def restored(cls, saved: dict, context: int) -> LaneState | None:
+        """The saved lanes, or None (fresh states) when a resumed run changed the context: the lanes then
+        play other windows."""
+        return cls(saved["state"], saved["lanes"], saved["dims"], context) if saved["context"] == context else None
+
+
+def _device(state) -> torch.device:
+    return _leaves(state)[0].device
+
+
 class SongBatches(Dataset):
     """Whole songs, longest first, in batches padded to their longest song: (rolls (B, T, K), mask (B, T)).
     Validation scores every frame after a song's first with the state carried across the song, as
@@ -146,9 +262,16 @@ class SongBatches(Dataset):
 
 
 class FrameData(TokenData):
-    """TokenData over songs of frames: padded, masked random windows to train on; whole songs to validate."""
+    """TokenData over songs of frames: padded, masked random windows to train on (with `stateful`, each
+    batch lane's songs window after window: SongLanes); whole songs to validate."""
 
     train_windows = RandomSongWindows
+
+    def __init__(self, corpus: Corpus, context: int, batch_size: int, seed: int, val_batches: int,
+                 stateful: bool = False):
+        super().__init__(corpus, context, batch_size, seed, val_batches)
+        if stateful:
+            self.train_windows = SongLanes
 
     def make_val_set(self, corpus: Corpus, context: int, batch_size: int, val_batches: int):
         return SongBatches(corpus.val, batch_size, val_batches * batch_size)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping
 from itertools import combinations
 from typing import NamedTuple
 
@@ -29,11 +30,15 @@ OVERLAP_QUARTERS = 16.0
 
 
 class Continuation(NamedTuple):
-    """One held-out piece: its prompt, where the prompt ends (quarters), the model's new notes, Bach's."""
+    """One held-out piece: its prompt, where the prompt ends (quarters), the model's new notes, Bach's;
+    when sampled by `sample_continuations`, also the piece's name and the prompt + the model's
+    continuation as tokens (to write as MIDI)."""
     prompt: list[Note]
     prompt_end: float
     model: list[Note]
     bach: list[Note]
+    name: str = ""
+    ids: tuple[int, ...] = ()
 
 
 # --- pitch ---------------------------------------------------------------------------------------
@@ -227,6 +232,7 @@ COLUMNS = {  # key: (header, format, what it means)
     "same_key": ("key=prompt", ".2f", "share of pieces in the prompt's key (Krumhansl-Schmuckler)"),
     "notes_per_quarter": ("notes/qn", ".2f", "note onsets per quarter note"),
     "length": ("quarters", ".1f", "length in quarter notes"),
+    "length_vs_bach": ("len/Bach", ".2f", "length over the length of Bach's continuation"),
     "voices": ("voices", ".2f", "notes sounding on a beat, mean"),
     "pitch_range": ("range", ".1f", "highest - lowest pitch, semitones"),
     "overlap": ("overlap", ".3f", "Jaccard of (onset, pitch) between pieces' continuations, 16 quarters"),
@@ -255,28 +261,55 @@ def piece_stats(notes, start: float, end: float | None, prompt, bach) -> dict[st
     }
 
 
+def other_bach(pieces: list[Continuation]) -> list[list[Note] | None]:
+    """For each piece, real Bach that keeps its key but does not follow it: the continuation of the next
+    piece (cyclically) whose prompt has the same mode, moved by the fewest semitones into this prompt's key
+    and in time to start where this prompt ends. None where no other prompt has the same mode."""
+    keys = [estimate_key(piece.prompt) for piece in pieces]
+    result = []
+    for i, (piece, key) in enumerate(zip(pieces, keys)):
+        partners = [j for j in (*range(i + 1, len(pieces)), *range(i)) if key and keys[j] and keys[j][1] == key[1]]
+        if not partners:
+            result.append(None)
+            continue
+        other = pieces[partners[0]]
+        shift = (key[0] - keys[partners[0]][0] + 5) % 12 - 5  # -5 .. +6 semitones
+        offset = piece.prompt_end - other.prompt_end
+        result.append([note._replace(pitch=note.pitch + shift, start=note.start + offset) for note in other.bach])
+    return result
+
+
+ROWS = {  # name: what it is
+    "model": "the model's continuations",
+    "Bach": "Bach's continuations",
+    "other Bach": "another piece's continuation moved into the prompt's key and time (Bach not following it)",
+    "prompt": "the prompts themselves",
+}
+
+
 def continuation_rows(pieces: list[Continuation]) -> dict[str, dict[str, float]]:
-    """The demo's table: {"model": ..., "Bach": ..., "prompt": ...}, each {column: mean over pieces}
-    (nan where a column does not apply: Bach's distance to itself, the prompt's key against itself, the
-    overlap of prompts)."""
+    """The demo's table: {row name (ROWS): {column (COLUMNS): mean over pieces}}; nan where a column does
+    not apply (Bach's distance to itself, the prompt's key against itself, the overlap of prompts)."""
+    notes_of = {"model": [p.model for p in pieces], "Bach": [p.bach for p in pieces],
+                "other Bach": other_bach(pieces), "prompt": [p.prompt for p in pieces]}
     rows = {}
-    for name in ("model", "Bach", "prompt"):
-        per_piece = []
-        for piece in pieces:
-            if name == "prompt":
-                stats = piece_stats(piece.prompt, 0.0, piece.prompt_end, piece.prompt, piece.bach)
-                stats["same_key"] = math.nan
-            else:
-                notes = piece.model if name == "model" else piece.bach
-                stats = piece_stats(notes, piece.prompt_end, None, piece.prompt, piece.bach)
-            if name == "Bach":
-                stats["pc_distance"] = math.nan
+    for name, all_notes in notes_of.items():
+        per_piece, kept = [], []
+        for piece, notes in zip(pieces, all_notes):
+            if notes is None:
+                continue
+            start, end = (0.0, piece.prompt_end) if name == "prompt" else (piece.prompt_end, None)
+            stats = piece_stats(notes, start, end, piece.prompt, piece.bach)
+            bach_length = end_time(piece.bach, piece.prompt_end) - piece.prompt_end
+            stats["length_vs_bach"] = stats["length"] / bach_length if bach_length > 0 else math.nan
             per_piece.append(stats)
-        row = {key: _nanmean([stats[key] for stats in per_piece]) for key in per_piece[0]} if per_piece else {}
-        if name != "prompt":
-            row["overlap"] = mean_overlap([getattr(p, name.lower()) for p in pieces], [p.prompt_end for p in pieces])
-        else:
-            row["overlap"] = math.nan
+            kept.append((notes, piece.prompt_end))
+        row = {key: _nanmean([stats[key] for stats in per_piece]) for key in COLUMNS if key != "overlap"}
+        row["overlap"] = mean_overlap(*zip(*kept)) if name != "prompt" and len(kept) > 1 else math.nan
+        if name == "Bach":
+            row["pc_distance"] = math.nan
+        if name == "prompt":
+            row["same_key"] = math.nan
         rows[name] = row
     return rows
 
@@ -298,31 +331,40 @@ def format_table(rows: dict[str, dict[str, float]], legend: bool = True) -> str:
             cells.append(f"{'—' if math.isnan(value) else format(value, fmt):>{width}}")
         lines.append(f"{name:<10} " + " ".join(cells))
     if legend:
-        lines += [""] + [f"  {header}: {meaning}" for header, _, meaning in COLUMNS.values()]
+        lines += [""] + [f"  {name}: {meaning}" for name, meaning in ROWS.items() if name in rows]
+        lines += [f"  {header}: {meaning}" for header, _, meaning in COLUMNS.values()]
     return "\n".join(lines)
 
 
 # --- sampling the held-out pieces ----------------------------------------------------------------
 
 def sample_continuations(trained, pieces, bars: int = 4, max_new_tokens: int = 600, seed: int = 0,
-                         **sampling) -> list[Continuation]:
-    """Prime each piece (token ids, BOS .. EOS) with its first `bars` bars and sample a continuation as
-    long in tokens as Bach's (at most `max_new_tokens`); `sampling`: temperature, top_k, top_p.
-    Piece i is sampled with seed + i."""
+                         progress: bool = False, **sampling) -> list[Continuation]:
+    """Prime each piece ({name: token ids} or a list of token ids, BOS .. EOS) with its first `bars` bars
+    and sample one continuation as long in tokens as Bach's (at most `max_new_tokens`); `sampling`:
+    temperature, top_k, top_p. The i-th piece is sampled with seed + i; a piece with no notes after its
+    prompt is left out. `progress`: a bar on stderr."""
+    import sys
+
+    from tqdm import tqdm
+
     from seqkit.music.generate import new_notes, opening_bars, until_eos
 
     tokenizer = trained.tokenizer
+    named = list(pieces.items() if isinstance(pieces, Mapping) else ((str(i), ids) for i, ids in enumerate(pieces)))
     result = []
-    for i, piece in enumerate(pieces):
+    for i, (name, piece) in enumerate(tqdm(named, desc="continuing", unit="song", file=sys.stderr,
+                                           disable=not progress, leave=False)):
         ids = [int(t) for t in piece]
         prompt = opening_bars(tokenizer, ids, bars)
         truth = until_eos(tokenizer, ids)
-        budget = min(len(truth) - len(prompt) + 1, max_new_tokens)
-        if budget < 1:
+        bach = new_notes(tokenizer, prompt, truth)
+        if not bach:
             continue
-        [predicted] = trained.generate_ids(prompt, max_new_tokens=budget, seed=seed + i, **sampling)
+        [predicted] = trained.generate_ids(prompt, max_new_tokens=min(len(truth) - len(prompt) + 1, max_new_tokens),
+                                           seed=seed + i, **sampling)
+        predicted = until_eos(tokenizer, predicted)
         prompt_notes = tokenizer.decode_notes(prompt)
         result.append(Continuation(list(prompt_notes), bar_start(prompt_notes.time_signatures, bars),
-                                   new_notes(tokenizer, prompt, until_eos(tokenizer, predicted)),
-                                   new_notes(tokenizer, prompt, truth)))
+                                   new_notes(tokenizer, prompt, predicted), bach, name, tuple(predicted)))
     return result

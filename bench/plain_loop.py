@@ -1,0 +1,174 @@
+"""`seqkit.train` against a plain PyTorch loop over a whole run (validation and checkpoints included).
+
+Both train the same seqkit model on the same batches (RandomWindows, same seed), with nanoGPT's loop
+essentials: AdamW, linear warmup then cosine decay, gradient clipping, evaluation every `val_every`
+steps on the same validation windows and a checkpoint (model + optimizer) after each evaluation.
+The two are run alternately, `--repeats` times, so that a busy machine slows both alike; the ratio
+seqkit / plain is what to read (target <= 1.0).
+
+    .venv/bin/python bench/plain_loop.py              # nanoGPT's shakespeare_char tiny shape, 2,000 steps
+    .venv/bin/python bench/plain_loop.py --steps 300  # smoke test
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+warnings.filterwarnings("ignore")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
+THREADS = 2  # both loops; see --threads
+
+
+def nanogpt_config(steps: int, out: Path, cache: Path, source: str = str(SHAKESPEARE)):
+    """nanoGPT's `train_shakespeare_char` on CPU as its README shrinks it: 4 layers × 4 heads × 128,
+    context 64, batch 12, AdamW 1e-3 (0.9, 0.99), weight decay 0.1, warmup 100, cosine to 1e-4, clip 1."""
+    from seqkit.config import RunConfig
+
+    cfg = RunConfig()
+    cfg.data.source, cfg.data.cache_dir, cfg.data.val_fraction = source, str(cache), 0.1
+    m = cfg.model
+    m.family, m.n_layers, m.n_heads, m.d_embed, m.context, m.dropout = "transformer", 4, 4, 128, 64, 0.0
+    t = cfg.train
+    t.max_steps, t.batch_size, t.lr, t.betas, t.weight_decay = steps, 12, 1e-3, (0.9, 0.99), 0.1
+    t.warmup_steps, t.min_lr_ratio, t.grad_clip = 100, 0.1, 1.0
+    t.val_every, t.val_batches = 250, 20
+    t.progress, t.accelerator, t.devices, t.out = False, "cpu", "1", str(out)
+    return cfg
+
+
+def plain_run(cfg, threads: int = THREADS) -> dict:
+    """Train cfg's model with a bare loop; → {"seconds", "cpu_seconds", "val_loss", "train_loss", "steps"} over
+    the whole run (corpus from the cache, model, training, evaluations and checkpoints). CPU seconds of the
+    process are steadier than wall seconds on a shared machine (with one thread: no spinning workers)."""
+    from torch.utils.data import DataLoader
+
+    from seqkit.data import RandomWindows, Windows
+    from seqkit.kinds import load_corpus
+    from seqkit.models import build_model
+    from seqkit.module import lr_factor
+
+    torch.set_num_threads(threads)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    torch.manual_seed(cfg.train.seed)
+    corpus = load_corpus(cfg.data)
+    cfg.model.vocab_size, loss_of = corpus.tokenizer.vocab_size, corpus.tokenizer.loss  # cross-entropy, as seqkit's
+    model = build_model(cfg.model)
+    t = cfg.train
+    matrices = [p for p in model.parameters() if p.dim() >= 2]
+    others = [p for p in model.parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW([{"params": matrices, "weight_decay": t.weight_decay},
+                                   {"params": others, "weight_decay": 0.0}], lr=t.lr, betas=t.betas)
+    batches = iter(RandomWindows(corpus.train, cfg.model.context, t.batch_size, t.seed))
+    val = DataLoader(Windows(corpus.val, cfg.model.context, t.val_batches * t.batch_size), batch_size=t.batch_size)
+    out = Path(t.out)
+    out.mkdir(parents=True, exist_ok=True)
+    val_loss = train_loss = math.nan
+
+    def evaluate() -> float:
+        model.eval()
+        total = count = 0.0
+        with torch.no_grad():
+            for batch in val:
+                loss, n = loss_of(model, batch)
+                total, count = total + loss.item() * n.item(), count + n.item()
+        model.train()
+        return total / count
+
+    for step in range(t.max_steps):
+        lr = t.lr * lr_factor(step, t.warmup_steps, t.max_steps, t.min_lr_ratio)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss, _ = loss_of(model, next(batches))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+        optimizer.step()
+        train_loss = loss.item()  # nanoGPT reads the loss every step (log_interval=1 in its CPU recipe)
+        if (step + 1) % t.val_every == 0 or step + 1 == t.max_steps:
+            val_loss = evaluate()
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1,
+                        "val_loss": val_loss}, out / "ckpt.pt")
+    return {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start,
+            "val_loss": val_loss, "train_loss": train_loss, "steps": t.max_steps}
+
+
+def seqkit_run(cfg, threads: int = THREADS) -> dict:
+    """`seqkit.train(cfg)`; → {"seconds" (around the call), "cpu_seconds", "wall_seconds" (run.json's),
+    "val_loss", "ms_per_step"}."""
+    import seqkit
+
+    torch.set_num_threads(threads)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    run_dir = seqkit.train(cfg)
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    summary = json.loads((Path(run_dir) / "run.json").read_text())["summary"]
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "wall_seconds": summary["wall_seconds"], "val_loss": summary["best_val_loss"],
+            "ms_per_step": summary["ms_per_step"], "steps": summary["steps"]}
+
+
+def compare(steps: int, repeats: int = 1, threads: int = THREADS, work: Path | None = None) -> list[dict]:
+    """Alternate plain and seqkit runs `repeats` times; → one row per pair with the ratio seqkit/plain."""
+    work = Path(work or tempfile.mkdtemp(prefix="seqkit-plain-"))
+    rows = []
+    try:
+        from seqkit.kinds import load_corpus
+        load_corpus(nanogpt_config(steps, work / "warm", work / "cache").data)  # tokenise once, outside the timings
+        for i in range(repeats):
+            order = ("plain", "seqkit") if i % 2 == 0 else ("seqkit", "plain")
+            row = {}
+            for kind in order:
+                out = work / f"{kind}-{i}"
+                shutil.rmtree(out, ignore_errors=True)
+                cfg = nanogpt_config(steps, out, work / "cache")
+                row[kind] = (plain_run if kind == "plain" else seqkit_run)(cfg, threads)
+            row["ratio"] = row["seqkit"]["seconds"] / row["plain"]["seconds"]
+            row["cpu_ratio"] = row["seqkit"]["cpu_seconds"] / row["plain"]["cpu_seconds"]
+            rows.append(row)
+            p, s = row["plain"], row["seqkit"]
+            print(f"repeat {i}: plain {p['seconds']:.1f} s ({p['cpu_seconds']:.1f} s CPU, val {p['val_loss']:.4f}), "
+                  f"seqkit {s['seconds']:.1f} s ({s['cpu_seconds']:.1f} s CPU, val {s['val_loss']:.4f}), "
+                  f"ratio {row['ratio']:.3f} (CPU {row['cpu_ratio']:.3f})", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=1, help="plain/seqkit pairs, alternating which goes first")
+    parser.add_argument("--only", choices=["plain", "seqkit"], help="one side only (for profiling)")
+    parser.add_argument("--threads", type=int, default=THREADS, help="torch threads for both loops")
+    args = parser.parse_args()
+    print(f"load before: {os.getloadavg()[0]:.2f}; torch {torch.__version__}, {args.threads} threads", flush=True)
+    if args.only:
+        work = Path(tempfile.mkdtemp(prefix="seqkit-plain-"))
+        try:
+            cfg = nanogpt_config(args.steps, work / args.only, work / "cache")
+            print((plain_run if args.only == "plain" else seqkit_run)(cfg, args.threads))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
+    rows = compare(args.steps, args.repeats, args.threads)
+    for key in ("ratio", "cpu_ratio"):
+        ratios = [r[key] for r in rows]
+        print(f"seqkit / plain {'wall' if key == 'ratio' else 'CPU'} seconds over {args.steps} steps: median "
+              f"{statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f})")
+    print(f"load after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
