@@ -1,9 +1,10 @@
 """`seqkit.train` against a plain PyTorch loop over a whole run (validation and checkpoints included).
 
 Both train the same seqkit model on the same batches (RandomWindows, same seed), with nanoGPT's loop
-essentials: AdamW, linear warmup then cosine decay, gradient clipping, evaluation every `val_every`
-steps on the same validation windows and a checkpoint (model + optimizer) after each evaluation.
-The two are run alternately, `--repeats` times, so that a busy machine slows both alike; the ratio
+essentials: AdamW (unfused, as nanoGPT builds it on a CPU), linear warmup then cosine decay, gradient
+clipping, evaluation every `val_every` steps on the same validation windows and a checkpoint (model +
+optimizer) after each evaluation.
+The two run side by side, one thread each, so that a busy machine slows both alike; the ratio
 seqkit / plain is what to read (target <= 1.0).
 
     .venv/bin/python bench/plain_loop.py              # nanoGPT's shakespeare_char tiny shape, 2,000 steps
@@ -17,6 +18,7 @@ import math
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,27 +31,33 @@ warnings.filterwarnings("ignore")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
-THREADS = 2  # both loops; see --threads
 
 
-def nanogpt_config(steps: int, out: Path, cache: Path, source: str = str(SHAKESPEARE)):
-    """nanoGPT's `train_shakespeare_char` on CPU as its README shrinks it: 4 layers × 4 heads × 128,
-    context 64, batch 12, AdamW 1e-3 (0.9, 0.99), weight decay 0.1, warmup 100, cosine to 1e-4, clip 1."""
+def run_config(family: str, steps: int, out: Path, cache: Path, source: str | None = None):
+    """The run both loops train. transformer: nanoGPT's `train_shakespeare_char` on CPU as its README shrinks
+    it: 4 layers × 4 heads × 128, context 64, batch 12, AdamW 1e-3 (0.9, 0.99), weight decay 0.1, warmup
+    100, cosine to 1e-4, clip 1. Other families: the `bench` preset's model and batch on the same schedule."""
     from seqkit.config import RunConfig
+    from seqkit.presets import preset
 
-    cfg = RunConfig()
+    source = source or (str(SHAKESPEARE) if SHAKESPEARE.exists() else "pydoc")
+    if family == "transformer":
+        cfg = RunConfig()
+        m = cfg.model
+        m.family, m.n_layers, m.n_heads, m.d_embed, m.context, m.dropout = "transformer", 4, 4, 128, 64, 0.0
+        cfg.train.batch_size = 12
+    else:
+        cfg = preset("bench", family)
     cfg.data.source, cfg.data.cache_dir, cfg.data.val_fraction = source, str(cache), 0.1
-    m = cfg.model
-    m.family, m.n_layers, m.n_heads, m.d_embed, m.context, m.dropout = "transformer", 4, 4, 128, 64, 0.0
     t = cfg.train
-    t.max_steps, t.batch_size, t.lr, t.betas, t.weight_decay = steps, 12, 1e-3, (0.9, 0.99), 0.1
+    t.max_steps, t.lr, t.betas, t.weight_decay = steps, 1e-3, (0.9, 0.99), 0.1
     t.warmup_steps, t.min_lr_ratio, t.grad_clip = 100, 0.1, 1.0
     t.val_every, t.val_batches = 250, 20
     t.progress, t.accelerator, t.devices, t.out = False, "cpu", "1", str(out)
     return cfg
 
 
-def plain_run(cfg, threads: int = THREADS) -> dict:
+def plain_run(cfg, threads: int = 1) -> dict:
     """Train cfg's model with a bare loop; → {"seconds", "cpu_seconds", "val_loss", "train_loss", "steps"} over
     the whole run (corpus from the cache, model, training, evaluations and checkpoints). CPU seconds of the
     process are steadier than wall seconds on a shared machine (with one thread: no spinning workers)."""
@@ -105,7 +113,7 @@ def plain_run(cfg, threads: int = THREADS) -> dict:
             "val_loss": val_loss, "train_loss": train_loss, "steps": t.max_steps}
 
 
-def seqkit_run(cfg, threads: int = THREADS) -> dict:
+def seqkit_run(cfg, threads: int = 1) -> dict:
     """`seqkit.train(cfg)`; → {"seconds" (around the call), "cpu_seconds", "wall_seconds" (run.json's),
     "val_loss", "ms_per_step"}."""
     import seqkit
@@ -119,28 +127,35 @@ def seqkit_run(cfg, threads: int = THREADS) -> dict:
             "ms_per_step": summary["ms_per_step"], "steps": summary["steps"]}
 
 
-def compare(steps: int, repeats: int = 1, threads: int = THREADS, work: Path | None = None) -> list[dict]:
-    """Alternate plain and seqkit runs `repeats` times; → one row per pair with the ratio seqkit/plain."""
+def compare(steps: int, repeats: int = 1, threads: int = 1, work: Path | None = None,
+            family: str = "transformer", source: str | None = None) -> list[dict]:
+    """Run the plain loop and `seqkit train` side by side, `threads` torch threads each, `repeats` times;
+    → one row per pair with the ratio seqkit / plain. Side by side, both meet the same machine: on a shared
+    machine the speed of a core drifts by ±30% over minutes, so runs one after the other compare badly."""
     work = Path(work or tempfile.mkdtemp(prefix="seqkit-plain-"))
     rows = []
     try:
         from seqkit.kinds import load_corpus
-        load_corpus(nanogpt_config(steps, work / "warm", work / "cache").data)  # tokenise once, outside the timings
+        load_corpus(run_config(family, steps, work / "warm", work / "cache", source).data)  # tokenise once, outside the timings
         for i in range(repeats):
-            order = ("plain", "seqkit") if i % 2 == 0 else ("seqkit", "plain")
+            jobs = {kind: subprocess.Popen(
+                [sys.executable, __file__, "--only", kind, "--steps", str(steps), "--family", family,
+                 "--threads", str(threads), "--work", str(work / f"{kind}-{i}"), "--cache", str(work / "cache"),
+                 *(["--source", source] if source else [])], stdout=subprocess.PIPE, text=True)
+                for kind in ("plain", "seqkit")}
             row = {}
-            for kind in order:
-                out = work / f"{kind}-{i}"
-                shutil.rmtree(out, ignore_errors=True)
-                cfg = nanogpt_config(steps, out, work / "cache")
-                row[kind] = (plain_run if kind == "plain" else seqkit_run)(cfg, threads)
+            for kind, job in jobs.items():
+                out, _ = job.communicate()
+                if job.returncode:
+                    raise RuntimeError(f"the {kind} run failed (exit {job.returncode})")
+                row[kind] = json.loads(out.strip().splitlines()[-1])
             row["ratio"] = row["seqkit"]["seconds"] / row["plain"]["seconds"]
             row["cpu_ratio"] = row["seqkit"]["cpu_seconds"] / row["plain"]["cpu_seconds"]
             rows.append(row)
             p, s = row["plain"], row["seqkit"]
-            print(f"repeat {i}: plain {p['seconds']:.1f} s ({p['cpu_seconds']:.1f} s CPU, val {p['val_loss']:.4f}), "
+            print(f"{family} pair {i}: plain {p['seconds']:.1f} s ({p['cpu_seconds']:.1f} s CPU, val {p['val_loss']:.4f}), "
                   f"seqkit {s['seconds']:.1f} s ({s['cpu_seconds']:.1f} s CPU, val {s['val_loss']:.4f}), "
-                  f"ratio {row['ratio']:.3f} (CPU {row['cpu_ratio']:.3f})", flush=True)
+                  f"ratio {row['ratio']:.3f} (CPU {row['cpu_ratio']:.3f})", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return rows
@@ -149,23 +164,23 @@ def compare(steps: int, repeats: int = 1, threads: int = THREADS, work: Path | N
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--repeats", type=int, default=1, help="plain/seqkit pairs, alternating which goes first")
-    parser.add_argument("--only", choices=["plain", "seqkit"], help="one side only (for profiling)")
-    parser.add_argument("--threads", type=int, default=THREADS, help="torch threads for both loops")
+    parser.add_argument("--family", default="transformer", help="the model both loops train")
+    parser.add_argument("--repeats", type=int, default=1, help="side-by-side pairs")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of each run")
+    parser.add_argument("--source", default=None, help="the text (default: tinyshakespeare, else pydoc)")
+    parser.add_argument("--only", choices=["plain", "seqkit"], help="one run; prints its result as JSON")
+    parser.add_argument("--work", type=Path, help="with --only: its run directory")
+    parser.add_argument("--cache", type=Path, help="with --only: the token cache")
     args = parser.parse_args()
-    print(f"load before: {os.getloadavg()[0]:.2f}; torch {torch.__version__}, {args.threads} threads", flush=True)
     if args.only:
-        work = Path(tempfile.mkdtemp(prefix="seqkit-plain-"))
-        try:
-            cfg = nanogpt_config(args.steps, work / args.only, work / "cache")
-            print((plain_run if args.only == "plain" else seqkit_run)(cfg, args.threads))
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+        cfg = run_config(args.family, args.steps, args.work, args.cache, args.source)
+        print(json.dumps((plain_run if args.only == "plain" else seqkit_run)(cfg, args.threads)))
         return
-    rows = compare(args.steps, args.repeats, args.threads)
+    print(f"load before: {os.getloadavg()[0]:.2f}; torch {torch.__version__}, {args.threads} thread(s) per run", flush=True)
+    rows = compare(args.steps, args.repeats, args.threads, family=args.family, source=args.source)
     for key in ("ratio", "cpu_ratio"):
         ratios = [r[key] for r in rows]
-        print(f"seqkit / plain {'wall' if key == 'ratio' else 'CPU'} seconds over {args.steps} steps: median "
+        print(f"{args.family}: seqkit / plain {'wall' if key == 'ratio' else 'CPU'} seconds over {args.steps} steps: median "
               f"{statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f})")
     print(f"load after: {os.getloadavg()[0]:.2f}")
 

@@ -43,11 +43,18 @@ class SeqModule(pl.LightningModule):
             loss, _ = self.kind.loss(self.model, batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step}")
-        self.log("train/loss", loss, prog_bar=True)
+        if self._logging_step():
+            self.log("train/loss", loss, prog_bar=True)
+            self.log("train/lr", self.optimizers().param_groups[0]["lr"])
         if self.cfg.l1 > 0:
             loss = loss + self.cfg.l1 * sum(p.abs().sum() for p in self.parameters() if p.dim() >= 2)
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"])
         return loss
+
+    def _logging_step(self) -> bool:
+        # Lightning writes step metrics every log_every_n_steps; a self.log on the other steps costs about a
+        # millisecond each (5% of a small model's step on a CPU) for nothing.
+        step = self.global_step + 1
+        return step % self.trainer.log_every_n_steps == 0 or step >= self.trainer.max_steps
 
     def on_train_start(self):
         # A resumed run may have been given a new peak lr: rescale the restored schedule to it.
@@ -99,7 +106,14 @@ class SeqModule(pl.LightningModule):
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
         # One pass computes the norm for logging and clips with it.
         norm = torch.nn.utils.clip_grad_norm_(self.parameters(), self.cfg.grad_clip or float("inf"))
-        self.log("train/grad_norm", norm)
+        if self._logging_step():
+            self.log("train/grad_norm", norm)
+
+    def _fused_adam(self) -> bool:
+        # One kernel for all parameters: about 4x faster steps than the default on CPU (torch >= 2.4) too.
+        if self.device.type == "cuda":
+            return True
+        return self.device.type == "cpu" and tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 4)
 
     def configure_optimizers(self):
         matrices = [p for p in self.parameters() if p.dim() >= 2]
@@ -107,8 +121,7 @@ class SeqModule(pl.LightningModule):
         groups = [{"params": matrices, "weight_decay": self.cfg.weight_decay},
                   {"params": others, "weight_decay": 0.0}]
         if self.cfg.optimizer == "adamw":
-            optimizer = torch.optim.AdamW(groups, lr=self.cfg.lr, betas=self.cfg.betas,
-                                          fused=self.device.type == "cuda")
+            optimizer = torch.optim.AdamW(groups, lr=self.cfg.lr, betas=self.cfg.betas, fused=self._fused_adam())
         elif self.cfg.optimizer == "sgd":
             optimizer = torch.optim.SGD(groups, lr=self.cfg.lr, momentum=self.cfg.momentum,
                                         nesterov=self.cfg.nesterov)

@@ -11,7 +11,7 @@ import numpy as np
 from seqkit.io import warn
 from seqkit.kinds.base import scored_log_probs
 from seqkit.music.audio import AUTO, render_wav
-from seqkit.music.generate import new_notes, opening_bars, until_eos
+from seqkit.music.generate import opening_bars, until_eos
 from seqkit.music.pianoroll import plot_comparison
 from seqkit.music.stats import COLUMNS, continuation_rows, format_table, sample_continuations
 from seqkit.presets import PRESETS, preset
