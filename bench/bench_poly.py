@@ -69,9 +69,10 @@ def frame_config(path: Path, family: str, head: str, steps: int | None, out: Pat
     from seqkit.kinds import kind_class
 
     cfg = RunConfig()
-    cfg.data.tokenizer, cfg.model.family, cfg.model.frame_head = "pianoroll", family, head
+    cfg.data.tokenizer, cfg.model.family = "pianoroll", family
     for key, value in kind_class("pianoroll")().default_settings(cfg).items():
         set_value(cfg, key, value)
+    cfg.model.frame_head = head
     cfg.data.source, cfg.train.out, cfg.train.progress = str(path), str(out), False
     cfg.data.cache_dir = str(ROOT / "data" / "cache")
     if steps is not None:

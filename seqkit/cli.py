@@ -272,12 +272,12 @@ def demo_text(
 @user_errors
 def demo_predict_song(
     model: str = typer.Option("transformer", help="Model family."),
-    steps: Optional[int] = typer.Option(None, help="Training steps [default: the demo preset's] (a trained model in --out is reused)."),
+    steps: Optional[int] = typer.Option(None, help="Training steps; default: the demo preset's. A trained model in --out is reused."),
     bars: int = typer.Option(4, help="Opening bars each held-out chorale is primed with."),
     pieces: str = typer.Option("all", help="Held-out chorales to continue for the music statistics: a number or 'all'."),
     examples: str = typer.Option("3", help="Of those, how many to write as MIDI + piano roll: a number or 'all'."),
-    temperature: Optional[float] = typer.Option(None, help="Sampling temperature [default: the demo's measured choice]."),
-    top_p: Optional[float] = typer.Option(None, help="Nucleus sampling [default: the demo's measured choice]."),
+    temperature: Optional[float] = typer.Option(None, help="Sampling temperature; default: the demo's measured choice."),
+    top_p: Optional[float] = typer.Option(None, help="Nucleus sampling; default: the demo's measured choice."),
     out: Path = typer.Option(Path("checkpoints/demo-predict-song"), help="Where the model and files go."),
     seed: int = typer.Option(0),
     wandb: bool = typer.Option(False, "--wandb/--no-wandb", help="Log piano rolls, audio and metrics to W&B."),

@@ -17,7 +17,7 @@ from seqkit.music.stats import COLUMNS, continuation_rows, format_table, sample_
 from seqkit.presets import PRESETS, preset
 
 DEMO_FAMILY = "transformer"
-DEMO_SAMPLING = {"temperature": 0.9, "top_p": 0.95}  # chosen by measurement: see DEVELOPERS.md
+DEMO_SAMPLING = {"temperature": 0.9, "top_p": 0.95}  # chosen by measurement: see the README, "Song demo"
 
 
 def demo_config(model: str, steps: int | None, run_dir: Path, data: str = "bach"):
