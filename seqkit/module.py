@@ -109,11 +109,6 @@ class SeqModule(pl.LightningModule):
         if self._logging_step():
             self.log("train/grad_norm", norm)
 
-    def _fused_adam(self) -> bool:
-        # One kernel for all parameters: about 4x faster steps than the default on CPU (torch >= 2.4) too.
-        if self.device.type == "cuda":
-            return True
-        return self.device.type == "cpu" and tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 4)
 
     def configure_optimizers(self):
         matrices = [p for p in self.parameters() if p.dim() >= 2]
@@ -121,7 +116,9 @@ class SeqModule(pl.LightningModule):
         groups = [{"params": matrices, "weight_decay": self.cfg.weight_decay},
                   {"params": others, "weight_decay": 0.0}]
         if self.cfg.optimizer == "adamw":
-            optimizer = torch.optim.AdamW(groups, lr=self.cfg.lr, betas=self.cfg.betas, fused=self._fused_adam())
+            # fused: one kernel for all parameters, about 4x faster optimizer steps on a CPU too
+            optimizer = torch.optim.AdamW(groups, lr=self.cfg.lr, betas=self.cfg.betas,
+                                          fused=self.device.type in ("cuda", "cpu"))
         elif self.cfg.optimizer == "sgd":
             optimizer = torch.optim.SGD(groups, lr=self.cfg.lr, momentum=self.cfg.momentum,
                                         nesterov=self.cfg.nesterov)

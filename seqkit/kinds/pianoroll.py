@@ -62,10 +62,7 @@ class PianoRollKind(DataKind, PianoRoll):
         context = rolls.size(1) - 1
         if isinstance(lanes, dict):  # as a checkpoint saved it
             lanes = LaneState.restored(lanes, context)
-        outputs, state = model(rolls[:, :-1], None if lanes is None else lanes.state_for(numbers, fresh))
-        keep = mask[:, 1:].float()
-        count = keep.sum()
-        loss = (frame_nll(model, outputs, rolls[:, 1:]) * keep).sum() / count.clamp(min=1)
+        loss, count, state = self._fed_nll(model, rolls, mask, None if lanes is None else lanes.state_for(numbers, fresh))
         dims = lanes.dims if lanes is not None else lane_dims(model)
         return loss, count, LaneState(state, numbers, dims, context)
 
@@ -75,14 +72,19 @@ class PianoRollKind(DataKind, PianoRoll):
     def loss(self, model, batch):
         """Mean NLL per frame of (rolls (B, T+1, K), mask (B, T+1)) batches, padding masked out. A batch
         longer than the context (whole songs, in validation) is fed in chunks with the state carried."""
-        rolls, mask = batch
+        loss, count, _ = self._fed_nll(model, *batch)
+        return loss, count
+
+    @staticmethod
+    def _fed_nll(model, rolls, mask, state=None):
+        """Mean masked NLL per frame of rolls fed from `state` in context-sized chunks → (loss, frames, state)."""
         total, count = rolls.new_zeros(()), rolls.new_zeros(())
-        for start, outputs, _ in feed(model, rolls[:, :-1]):
+        for start, outputs, state in feed(model, rolls[:, :-1], state):
             end = start + 1 + outputs.size(1)
             keep = mask[:, start + 1:end].float()
             total = total + (frame_nll(model, outputs, rolls[:, start + 1:end]) * keep).sum()
             count = count + keep.sum()
-        return total / count.clamp(min=1), count
+        return total / count.clamp(min=1), count, state
 
     def metrics(self, loss, chars_per_token=None) -> dict:
         loss = torch.as_tensor(loss)

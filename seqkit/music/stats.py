@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from collections.abc import Mapping
 from itertools import combinations
 from typing import NamedTuple
 
 import numpy as np
+from tqdm import tqdm
 
 from seqkit.music.notes import Note
 
@@ -344,10 +346,6 @@ def sample_continuations(trained, pieces, bars: int = 4, max_new_tokens: int = 6
     and sample one continuation as long in tokens as Bach's (at most `max_new_tokens`); `sampling`:
     temperature, top_k, top_p. The i-th piece is sampled with seed + i; a piece with no notes after its
     prompt is left out. `progress`: a bar on stderr."""
-    import sys
-
-    from tqdm import tqdm
-
     from seqkit.music.generate import new_notes, opening_bars, until_eos
 
     tokenizer = trained.tokenizer
