@@ -207,7 +207,8 @@ class MidiTokenizer:
         notes, meters, tempos = [], [], []
         bar_start, bar_steps = None, self._bar_steps((4, 4))
         onset = pitch = None
-        program, velocity = 0, 64
+        program = 0
+        velocity = default_velocity = self._default_velocity()
         for token_id in ids:
             token_id = int(token_id)
             if not 0 <= token_id < self.vocab_size:
@@ -233,7 +234,7 @@ class MidiTokenizer:
             elif kind == "Program":
                 program = value
             elif kind == "Pitch":
-                pitch, velocity = value, 64
+                pitch, velocity = value, default_velocity
             elif kind == "Velocity" and pitch is not None:
                 velocity = self._bin_velocity(value)
             elif kind == "Duration" and pitch is not None:
@@ -300,6 +301,12 @@ class MidiTokenizer:
         nearest = lambda bpm: min(TEMPOS, key=lambda t: abs(t - bpm))  # noqa: E731
         return changes_only([(max(0, self._step(start)), nearest(bpm))
                              for start, bpm in getattr(notes, "tempos", [])])
+
+    def _default_velocity(self) -> int:
+        """What a note without a Velocity token plays at: 64, or with bins the middle of 64's bin, so that
+        decoded notes encode and decode back to themselves."""
+        bins = self.settings.velocity_bins
+        return self._bin_velocity((64 - 1) * bins // 127) if bins else 64
 
     def _bin_velocity(self, velocity_bin: int) -> int:
         """The bin's middle velocity; bin b holds 1 + ceil(b * 127 / bins) ... ceil((b + 1) * 127 / bins)."""
