@@ -22,8 +22,8 @@ PRESETS: dict[str, dict[str, object]] = {
     # view, transposition into every key, no dropout (measured: see the closing note of issue 11)
     "demo": {"data.source": "bach", "data.tokenizer": "midi", "data.augment": True, "model.context": 256,
              "model.window": 16, "model.d_embed": 64, "model.d_hidden": 256, "model.n_layers": 2,
-             "model.dropout": 0.0, "train.max_steps": 1700, "train.batch_size": 8, "train.lr": 3e-3,
-             "train.warmup_steps": 50, "train.val_every": 425, "train.val_batches": 20},
+             "model.dropout": 0.0, "train.max_steps": 1500, "train.batch_size": 8, "train.lr": 3e-3,
+             "train.warmup_steps": 50, "train.val_every": 375, "train.val_batches": 20},
     # bench/bench.py's family table
     "bench": {"model.context": 64, "model.window": 16, "model.d_embed": 64, "model.d_hidden": 256,
               "model.n_layers": 2, "model.n_heads": 4, "train.batch_size": 32, "train.lr": 3e-3,
