@@ -30,6 +30,7 @@ class DataConfig:
     max_duration_quarters: int = 8  # midi: longer notes are cut to this
     pitch_low: int = 0            # midi: notes outside pitch_low..pitch_high are left out
     pitch_high: int = 127
+    normalize_key: bool = False   # midi: transpose each piece so its opening bars are in C major / A minor
 
 
 @dataclass

@@ -19,8 +19,9 @@ PRESETS: dict[str, dict[str, object]] = {
     # `seqkit demo text`
     "demo-text": {"model.context": 64, "train.lr": 3e-3, "train.max_steps": 300, "train.val_every": 100},
     # `seqkit demo predict-song` on the Bach chorales: a context that keeps a four-bar prompt (~250 tokens) in
-    # view, transposition into every key, no dropout (measured: see the closing note of issue 11)
-    "demo": {"data.source": "bach", "data.tokenizer": "midi", "data.augment": True, "model.context": 256,
+    # view, every piece moved to C major / A minor by its opening bars (next-pitch top-1 0.58 against 0.46 with
+    # pieces transposed into every key instead), no dropout (measured: see the README, "Song demo")
+    "demo": {"data.source": "bach", "data.tokenizer": "midi", "data.normalize_key": True, "model.context": 256,
              "model.window": 16, "model.d_embed": 64, "model.d_hidden": 256, "model.n_layers": 2,
              "model.dropout": 0.0, "train.max_steps": 1500, "train.batch_size": 8, "train.lr": 3e-3,
              "train.warmup_steps": 50, "train.val_every": 375, "train.val_batches": 20},

@@ -47,6 +47,15 @@ def test_programs_keep_parts_in_unison_apart():
     assert apart.merged == apart.ended_early == 0 and apart.exact + apart.cut == apart.notes == len(notes)
 
 
+def test_a_key_normalised_round_trip_is_exact_at_the_new_pitches_and_says_so():
+    score = corpus.parse("bach/bwv10.7", forceSource=True)  # G minor, but its first 4 bars read as F major
+    notes = MidiTokenizer().notes_from_score(score)
+    plain, moved = (round_trip_fidelity(notes, MidiTokenizer(programs=True, normalize_key=key)) for key in (False, True))
+    assert moved.transposed == -5 and plain.transposed == 0
+    assert moved.exact == plain.exact > 0.9 * len(notes)
+    assert fidelity_lines(moved)[1] == "  transposed by -5 semitones (normalize_key: the opening in C major or A minor)"
+
+
 def onsets(notes):
     return {(n.start, n.pitch) for n in notes}
 

@@ -11,7 +11,7 @@ from music21 import converter, corpus
 
 from seqkit.music.corpus import (augment_transpositions, bach_pieces, music_files, split_pieces,
                                  tokenize_pieces, transpose_notes)
-from seqkit.music.notes import Note, NoteList, changes_only
+from seqkit.music.notes import Note, NoteArrays, NoteList, changes_only
 from seqkit.music.pianoroll import plot_comparison, plot_pianoroll
 from seqkit.music.tokenizer import TEMPOS, MidiTokenizer
 
@@ -306,6 +306,18 @@ def test_transpositions_stay_in_the_pitch_range():
     assert [tokenizer.decode_notes(e) for e in extra] == [transpose_notes(notes, 1), transpose_notes(notes, 2)]
     assert all(e.dtype == np.uint16 for e in extra)
     assert transpose_notes(notes, -61) == [Note(9, 1, 1)]
+
+
+def test_normalize_key_moves_the_opening_bars_to_c_major_or_a_minor():
+    tokenizer = MidiTokenizer(normalize_key=True)
+    g_major = [67, 69, 71, 72, 74, 76, 78, 79, 74, 71, 67, 62]          # four 3/4 bars: G major
+    elsewhere = [61, 63, 66, 68, 70, 73] * 4                             # then F-sharp major, ignored
+    notes = NoteList([Note(p, i, 1) for i, p in enumerate(g_major + elsewhere)], [(0, 3, 4)])
+    assert tokenizer.key_shift(NoteArrays.of(notes)) == 5               # G → C: up a fourth
+    assert tokenizer.decode_notes(tokenizer.encode_notes(notes)) == transpose_notes(notes, 5)
+    d_minor = NoteList([Note(p, i, 1) for i, p in enumerate([62, 64, 65, 67, 69, 70, 73, 74, 69, 65, 62, 57])])
+    assert tokenizer.key_shift(NoteArrays.of(d_minor)) == -5            # D minor → A minor: down a fourth
+    assert MidiTokenizer().key_shift(NoteArrays.of(notes)) == 0         # off by default
 
 
 # --- pictures ------------------------------------------------------------------------------------

@@ -35,11 +35,14 @@ def test_train_on_midi_folder_skips_bad_file_and_continues_a_song(songs, tmp_pat
     assert invoke("eval", run, songs / "chorales").exit_code == 0
 
 
-def test_generated_music_keeps_the_prompt(songs, tmp_path):
+@pytest.mark.parametrize("normalize_key", [False, True])
+def test_generated_music_keeps_the_prompt(songs, tmp_path, normalize_key):
     run = tmp_path / "run"
-    assert invoke("train", songs / "chorales", "--model", "lstm", "--out", run,
+    assert invoke("train", songs / "chorales", "--model", "lstm", "--out", run, "--set", f"data.normalize_key={normalize_key}",
                   "--set", f"data.cache_dir={tmp_path / 'cache'}", *TINY).exit_code == 0
     prompt = sorted((songs / "chorales").glob("bwv*.mid"))[0]
+    if normalize_key:  # the model plays in C major / A minor; the file comes back in the prompt's key
+        assert MidiTokenizer(normalize_key=True).key_shift_of_file(prompt) != 0
     out = tmp_path / "x.mid"
     assert invoke("generate", run, "--prompt-file", prompt, "--bars", "2", "--out", out, "--max-new-tokens", "30").exit_code == 0
     tok = MidiTokenizer()

@@ -12,7 +12,7 @@ from seqkit.music.tokenizer import MidiTokenizer
 
 # data.* config fields that describe a new MIDI tokenizer (a trained run's tokenizer.json is the truth)
 CONFIG_FIELDS = ("grid", "velocity_bins", "tempo", "time_signature", "programs", "max_duration_quarters",
-                 "pitch_low", "pitch_high")
+                 "pitch_low", "pitch_high", "normalize_key")
 
 
 class MidiKind(DataKind, MidiTokenizer):

@@ -11,7 +11,7 @@ import numpy as np
 from seqkit.io import warn
 from seqkit.kinds.base import scored_log_probs
 from seqkit.music.audio import AUTO, render_wav
-from seqkit.music.generate import opening_bars, until_eos
+from seqkit.music.generate import opening_bars, transposed, until_eos
 from seqkit.music.pianoroll import plot_comparison
 from seqkit.music.stats import COLUMNS, continuation_rows, format_table, sample_continuations
 from seqkit.presets import PRESETS, preset
@@ -127,13 +127,15 @@ def predict_song(model: str = DEMO_FAMILY, steps: int | None = None, bars: int =
     for piece in continuations[:count(examples, len(continuations))]:
         stem = out / "predictions" / Path(piece.name).stem
         stem.parent.mkdir(parents=True, exist_ok=True)
-        tokenizer.write_midi(list(piece.ids), f"{stem}-prediction.mid")
-        tokenizer.write_midi(until_eos(tokenizer, [int(t) for t in held_out[piece.name]]), f"{stem}-truth.mid")
+        back = -tokenizer.key_shift_of_file(piece.name)  # normalize_key: the files play in the piece's own key
+        tokenizer.write_midi(list(piece.ids), f"{stem}-prediction.mid", transpose=back)
+        tokenizer.write_midi(until_eos(tokenizer, [int(t) for t in held_out[piece.name]]), f"{stem}-truth.mid",
+                             transpose=back)
         if audio:
             for name in (f"{stem}-prediction", f"{stem}-truth"):
                 synthesizer = render_wav(f"{name}.mid", f"{name}.wav", soundfont or AUTO)
                 files.append(f"{name}.wav")
-        plot_comparison(f"{stem}.png", piece.prompt, piece.model, piece.bach,
+        plot_comparison(f"{stem}.png", *(transposed(notes, back) for notes in (piece.prompt, piece.model, piece.bach)),
                         title=f"{Path(piece.name).stem}: {bars} bars, then {model} vs Bach")
         files += [f"{stem}-prediction.mid", f"{stem}-truth.mid", f"{stem}.png"]
 

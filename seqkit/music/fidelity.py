@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from seqkit.music.notes import NoteArrays, NoteList
 from seqkit.music.tokenizer import MidiSettings, MidiTokenizer
 
 TOLERANCE = 1e-6  # quarter notes: float offsets of triplets from scores are not exact
@@ -33,11 +34,17 @@ class Fidelity:
     out_of_range: int  # pitch outside pitch_low..pitch_high: dropped
     drums: int         # drum-channel notes the MIDI reader skipped
     settings: MidiSettings
+    transposed: int = 0  # semitones normalize_key moved the piece by (a note counts as exact at its new pitch)
 
 
 def round_trip_fidelity(notes, tokenizer: MidiTokenizer) -> Fidelity:
     """Count what encoding `notes` (a NoteList, or a list of Notes) and decoding the tokens does to each."""
     s = tokenizer.settings
+    shift = tokenizer.key_shift(NoteArrays.of(notes))
+    if shift:
+        notes = NoteList([note._replace(pitch=note.pitch + shift) for note in notes],
+                         getattr(notes, "time_signatures", []), getattr(notes, "tempos", []),
+                         getattr(notes, "drum_notes", 0))
     longest = s.max_duration_quarters * s.grid
     back = {(note.program, note.pitch, tokenizer._step(note.start)): tokenizer._step(note.duration)
             for note in tokenizer.decode_notes(tokenizer.encode_notes(notes))}
@@ -66,7 +73,7 @@ def round_trip_fidelity(notes, tokenizer: MidiTokenizer) -> Fidelity:
         else:
             moved += 1
     drums = getattr(notes, "drum_notes", 0)
-    return Fidelity(len(notes) + drums, exact, moved, merged, ended_early, cut, out_of_range, drums, s)
+    return Fidelity(len(notes) + drums, exact, moved, merged, ended_early, cut, out_of_range, drums, s, shift)
 
 
 def _on_grid(note, start_step: int, duration_steps: int, grid: int) -> bool:
@@ -86,5 +93,7 @@ def fidelity_lines(counts: Fidelity) -> list[str]:
         (counts.out_of_range, "dropped", f"pitch outside {s.pitch_low}..{s.pitch_high}"),
         (counts.drums, "drum notes skipped", "MIDI channel 10"),
     ]
-    return [f"round trip: {counts.exact} of {counts.notes} notes exact"] + [
+    transposed = [f"  transposed by {counts.transposed:+d} semitones (normalize_key: the opening in C major or "
+                  "A minor)"] if counts.transposed else []
+    return [f"round trip: {counts.exact} of {counts.notes} notes exact", *transposed] + [
         f"  {label}: {count} ({why})" for count, label, why in reasons if count]

@@ -34,6 +34,10 @@ def new_notes(tokenizer, prompt: list[int], full: list[int]):
     return fresh
 
 
+def transposed(notes, semitones: int) -> list:
+    return [note._replace(pitch=note.pitch + semitones) for note in notes] if semitones else notes
+
+
 def generate_music(trained, prompt_file: Path | None, bars: int, out: Path, **sampling) -> list[Path]:
     """Write one MIDI file (+ PNG piano roll beside it) per sample; returns the MIDI paths."""
     tokenizer = trained.tokenizer
@@ -41,14 +45,15 @@ def generate_music(trained, prompt_file: Path | None, bars: int, out: Path, **sa
     prompt = opening_bars(tokenizer, tokenizer.encode_file(prompt_file), bars) if prompt_file else [tokenizer.bos_id]
     samples = trained.generate_ids(prompt, **sampling)
     paths = numbered(out, len(samples))
-    prompt_notes = tokenizer.decode_notes(prompt)
+    back = -tokenizer.key_shift_of_file(prompt_file) if prompt_file else 0  # normalize_key: the prompt's own key
+    prompt_notes = transposed(tokenizer.decode_notes(prompt), back)
     for ids, path in zip(samples, paths):
         ids = until_eos(tokenizer, ids)
-        tokenizer.write_midi(ids, path)
+        tokenizer.write_midi(ids, path, transpose=back)
         title = f"{path.name}: {bars} bars of {prompt_file.name} + continuation" if prompt_file else path.name
         plot_pianoroll(path.with_suffix(".png"), [("prompt", prompt_notes, PROMPT),
-                                                  ("continuation", new_notes(tokenizer, prompt, ids), PREDICTION)],
-                       title=title)
+                                                  ("continuation", transposed(new_notes(tokenizer, prompt, ids), back),
+                                                   PREDICTION)], title=title)
     return paths
 
 

@@ -108,7 +108,11 @@ def estimate_key(notes) -> tuple[int, str] | None:
     """(tonic pitch class, "major" | "minor") by Krumhansl-Schmuckler: the key whose profile (music21's
     weights, rotated to the tonic) correlates best with the duration-weighted pitch-class histogram —
     what music21's `stream.analyze('key')` computes, without building a stream. None without notes."""
-    histogram = pitch_class_histogram(notes)
+    return key_of_histogram(pitch_class_histogram(notes))
+
+
+def key_of_histogram(histogram: np.ndarray) -> tuple[int, str] | None:
+    """`estimate_key` of a (12,) pitch-class histogram (any scale); None if it is flat."""
     if not histogram.any() or np.ptp(histogram) == 0:
         return None
     best, best_r = None, -math.inf

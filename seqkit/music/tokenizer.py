@@ -8,7 +8,9 @@ Each bar opens with `Bar` (an empty bar is a lone `Bar`); `Position_i` is the on
 `Duration_d` the length, both in grid steps (`grid` per quarter note). Notes at one position share its
 `Position` token. TimeSig follows `Bar` when the time signature changes and Tempo follows `Position`
 when the tempo does; TimeSig, Tempo, Program and Velocity tokens exist only when their setting is on.
-Without time-signature tokens every bar is 4/4.
+Without time-signature tokens every bar is 4/4. With `normalize_key` every piece is first transposed
+(-5..+6 semitones) so that the key of its first KEY_BARS bars is C major or A minor: a model then learns one
+key instead of twelve.
 
 The default grid, 12 steps per quarter note, keeps sixteenths and eighth-note triplets; 24 also keeps
 thirty-seconds and sixteenth triplets; 4 keeps sixteenths only. `seqkit.music.fidelity` counts what a
@@ -25,12 +27,15 @@ import numpy as np
 from seqkit.io import atomic_path
 from seqkit.music.midi_file import midi_bytes, read_midi_arrays
 from seqkit.music.notes import Note, NoteArrays, NoteList, changes_only, sort_notes
+from seqkit.music.stats import bar_start, key_of_histogram
 
 MIDI_SUFFIXES = (".mid", ".midi")
 SCORE_SUFFIXES = (".xml", ".musicxml", ".mxl", ".krn", ".abc")
 SPECIALS = ("PAD", "BOS", "EOS")
 TEMPOS = tuple(range(40, 241, 10))  # quarter notes per minute; others snap to the nearest
 DENOMINATORS = (2, 4, 8)
+KEY_BARS = 4  # normalize_key reads the key of this many opening bars (the song demo's prompt), no further
+REFERENCE_TONIC = {"major": 0, "minor": 9}  # C major, A minor: the same notes
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ class MidiSettings:
     tempo: bool = False
     time_signature: bool = True
     programs: bool = False          # a Program token before each note, for multi-instrument files
+    normalize_key: bool = False     # transpose each piece so its opening bars are in C major or A minor
 
     def __post_init__(self):
         whole = lambda value, low, high=None: (  # noqa: E731
@@ -131,11 +137,15 @@ class MidiTokenizer:
             raise ValueError(f"{path}: no notes within the tokenizer's pitches {s.pitch_low}..{s.pitch_high}")
         return self._encode(piece).tolist()
 
-    def write_midi(self, notes_or_ids, path) -> None:
+    def write_midi(self, notes_or_ids, path, transpose: int = 0) -> None:
         """Write notes (or token ids) as a MIDI file, one track per program, as the tokens represent them:
-        on the grid, clipped to the tokenizer's ranges."""
+        on the grid, clipped to the tokenizer's ranges; then moved by `transpose` semitones (to undo
+        `normalize_key`: `-key_shift_of_file(source)`)."""
         is_notes = len(notes_or_ids) > 0 and isinstance(notes_or_ids[0], Note)
         notes = self.decode_notes(self.encode_notes(notes_or_ids) if is_notes else notes_or_ids)
+        if transpose:
+            notes = NoteList([n._replace(pitch=n.pitch + transpose) for n in notes if 0 <= n.pitch + transpose <= 127],
+                             notes.time_signatures, notes.tempos)
         data = midi_bytes(notes, midi_ticks_per_quarter(self.settings.grid))
         with atomic_path(path) as tmp:
             tmp.write_bytes(data)
@@ -155,6 +165,8 @@ class MidiTokenizer:
         """`encode_notes` with numpy: five token slots per event (a bar, a tempo or a note; -1 where a slot is
         empty), the events in time order, the empty slots dropped."""
         s, ids = self.settings, self.ids
+        if s.normalize_key:
+            piece = piece._replace(pitch=piece.pitch + self.key_shift(piece))
         start, program, pitch, velocity, duration = self._grid_notes(piece)
         tempos = self._grid_tempos(piece)
         steps = np.concatenate([np.array([step for step, _ in tempos], dtype=np.int64), start])
@@ -179,6 +191,23 @@ class MidiTokenizer:
         order = np.argsort(np.concatenate([2 * bar_starts, 2 * steps + 1]), kind="stable")  # a bar, then its events
         tokens = np.concatenate([bars, events])[order].ravel()
         return np.concatenate([[self.bos_id], tokens[tokens >= 0], [self.eos_id]])
+
+    def key_shift(self, piece: NoteArrays) -> int:
+        """Semitones (-5..6) that `normalize_key` moves `piece` by: its first KEY_BARS bars' key to C major
+        or A minor. 0 when the setting is off or those bars hold no clear key."""
+        if not self.settings.normalize_key:
+            return 0
+        opening = piece.start < bar_start(piece.time_signatures, KEY_BARS)
+        histogram = np.bincount(piece.pitch[opening] % 12, weights=piece.duration[opening], minlength=12)
+        key = key_of_histogram(histogram)
+        return 0 if key is None else (REFERENCE_TONIC[key[1]] - key[0] + 5) % 12 - 5
+
+    def key_shift_of_file(self, path) -> int:
+        """`key_shift` of a music file: what its tokens were transposed by."""
+        if not self.settings.normalize_key:
+            return 0
+        piece = self._read(path)
+        return self.key_shift(piece if isinstance(piece, NoteArrays) else NoteArrays.of(piece))
 
     def _bars(self, last_step: int, meters: list) -> tuple[np.ndarray, np.ndarray]:
         """Start steps of the bars up to the one holding `last_step`, and their token slots: Bar, and TimeSig
