@@ -23,7 +23,7 @@ PRESETS: dict[str, dict[str, object]] = {
     # pieces transposed into every key instead), no dropout (measured: see the README, "Song demo")
     "demo": {"data.source": "bach", "data.tokenizer": "midi", "data.normalize_key": True, "model.context": 256,
              "model.window": 16, "model.d_embed": 64, "model.d_hidden": 256, "model.n_layers": 2,
-             "model.dropout": 0.0, "train.max_steps": 1500, "train.batch_size": 8, "train.lr": 3e-3,
+             "model.dropout": 0.0, "train.max_steps": 1300, "train.batch_size": 8, "train.lr": 3e-3,
              "train.warmup_steps": 50, "train.val_every": 375, "train.val_batches": 20},
     # bench/bench.py's family table
     "bench": {"model.context": 64, "model.window": 16, "model.d_embed": 64, "model.d_hidden": 256,

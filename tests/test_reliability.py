@@ -84,6 +84,7 @@ class Exploit:
         return (os.system, ("touch pwned-by-pickle",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch notes the crafted file's protocol
 def test_crafted_pickle_is_refused(trained_run, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run = tmp_path / "evil"
