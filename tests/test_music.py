@@ -9,9 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from music21 import converter, corpus
 
-from seqkit.music.corpus import (augment_transpositions, bach_pieces, music_files, split_pieces,
-                                 tokenize_pieces, transpose_notes)
-from seqkit.music.notes import Note, NoteArrays, NoteList, changes_only
+from seqkit.music.corpus import augment_transpositions, bach_pieces, music_files, split_pieces, tokenize_pieces
+from seqkit.music.notes import Note, NoteArrays, NoteList, changes_only, transpose_notes
 from seqkit.music.pianoroll import plot_comparison, plot_pianoroll
 from seqkit.music.tokenizer import TEMPOS, MidiTokenizer
 

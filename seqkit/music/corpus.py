@@ -16,7 +16,6 @@ import numpy as np
 from tqdm import tqdm
 
 from seqkit.io import atomic_path
-from seqkit.music.notes import NoteList
 from seqkit.music.tokenizer import MIDI_SUFFIXES, SCORE_SUFFIXES, MidiTokenizer
 
 CACHE_FORMAT = 2  # bump when the same settings would tokenise differently (2: symusic reads MIDI files)
@@ -169,12 +168,6 @@ def _encode_and_cache(tokenizer: MidiTokenizer, cache_dir: Path, job: tuple[str,
 
 
 # --- transposition -------------------------------------------------------------------------------
-
-def transpose_notes(notes, semitones: int) -> NoteList:
-    """The notes moved by `semitones`; notes that would leave MIDI's 0..127 are dropped."""
-    moved = [note._replace(pitch=note.pitch + semitones) for note in notes if 0 <= note.pitch + semitones <= 127]
-    return NoteList(moved, getattr(notes, "time_signatures", []), getattr(notes, "tempos", []))
-
 
 def augment_transpositions(ids_list, tokenizer: MidiTokenizer, low: int = -5, high: int = 6) -> list[np.ndarray]:
     """Extra training sequences: each one transposed by every shift in low..high except 0 that keeps all

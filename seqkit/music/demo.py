@@ -11,7 +11,8 @@ import numpy as np
 from seqkit.io import warn
 from seqkit.kinds.base import scored_log_probs
 from seqkit.music.audio import AUTO, render_wav
-from seqkit.music.generate import opening_bars, transposed, until_eos
+from seqkit.music.generate import opening_bars, until_eos
+from seqkit.music.notes import transpose_notes
 from seqkit.music.pianoroll import plot_comparison
 from seqkit.music.stats import COLUMNS, continuation_rows, format_table, sample_continuations
 from seqkit.presets import PRESETS, preset
@@ -135,7 +136,8 @@ def predict_song(model: str = DEMO_FAMILY, steps: int | None = None, bars: int =
             for name in (f"{stem}-prediction", f"{stem}-truth"):
                 synthesizer = render_wav(f"{name}.mid", f"{name}.wav", soundfont or AUTO)
                 files.append(f"{name}.wav")
-        plot_comparison(f"{stem}.png", *(transposed(notes, back) for notes in (piece.prompt, piece.model, piece.bach)),
+        prompt, continuation, truth = (transpose_notes(notes, back) for notes in (piece.prompt, piece.model, piece.bach))
+        plot_comparison(f"{stem}.png", prompt, continuation, truth,
                         title=f"{Path(piece.name).stem}: {bars} bars, then {model} vs Bach")
         files += [f"{stem}-prediction.mid", f"{stem}-truth.mid", f"{stem}.png"]
 

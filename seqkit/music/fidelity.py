@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from seqkit.music.notes import NoteArrays, NoteList
+from seqkit.music.notes import NoteArrays, transpose_notes
 from seqkit.music.tokenizer import MidiSettings, MidiTokenizer
 
 TOLERANCE = 1e-6  # quarter notes: float offsets of triplets from scores are not exact
@@ -40,11 +40,9 @@ class Fidelity:
 def round_trip_fidelity(notes, tokenizer: MidiTokenizer) -> Fidelity:
     """Count what encoding `notes` (a NoteList, or a list of Notes) and decoding the tokens does to each."""
     s = tokenizer.settings
-    shift = tokenizer.key_shift(NoteArrays.of(notes))
+    shift, count = tokenizer.key_shift(NoteArrays.of(notes)), len(notes)
     if shift:
-        notes = NoteList([note._replace(pitch=note.pitch + shift) for note in notes],
-                         getattr(notes, "time_signatures", []), getattr(notes, "tempos", []),
-                         getattr(notes, "drum_notes", 0))
+        notes = transpose_notes(notes, shift)
     longest = s.max_duration_quarters * s.grid
     back = {(note.program, note.pitch, tokenizer._step(note.start)): tokenizer._step(note.duration)
             for note in tokenizer.decode_notes(tokenizer.encode_notes(notes))}
@@ -73,7 +71,8 @@ def round_trip_fidelity(notes, tokenizer: MidiTokenizer) -> Fidelity:
         else:
             moved += 1
     drums = getattr(notes, "drum_notes", 0)
-    return Fidelity(len(notes) + drums, exact, moved, merged, ended_early, cut, out_of_range, drums, s, shift)
+    out_of_range += count - len(notes)  # moved out of MIDI's pitches by normalize_key
+    return Fidelity(count + drums, exact, moved, merged, ended_early, cut, out_of_range, drums, s, shift)
 
 
 def _on_grid(note, start_step: int, duration_steps: int, grid: int) -> bool:

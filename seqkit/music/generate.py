@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seqkit.music.notes import transpose_notes
 from seqkit.music.pianoroll import PREDICTION, PROMPT, plot_pianoroll
 
 
@@ -34,10 +35,6 @@ def new_notes(tokenizer, prompt: list[int], full: list[int]):
     return fresh
 
 
-def transposed(notes, semitones: int) -> list:
-    return [note._replace(pitch=note.pitch + semitones) for note in notes] if semitones else notes
-
-
 def generate_music(trained, prompt_file: Path | None, bars: int, out: Path, **sampling) -> list[Path]:
     """Write one MIDI file (+ PNG piano roll beside it) per sample; returns the MIDI paths."""
     tokenizer = trained.tokenizer
@@ -46,14 +43,14 @@ def generate_music(trained, prompt_file: Path | None, bars: int, out: Path, **sa
     samples = trained.generate_ids(prompt, **sampling)
     paths = numbered(out, len(samples))
     back = -tokenizer.key_shift_of_file(prompt_file) if prompt_file else 0  # normalize_key: the prompt's own key
-    prompt_notes = transposed(tokenizer.decode_notes(prompt), back)
+    prompt_notes = transpose_notes(tokenizer.decode_notes(prompt), back)
     for ids, path in zip(samples, paths):
         ids = until_eos(tokenizer, ids)
         tokenizer.write_midi(ids, path, transpose=back)
         title = f"{path.name}: {bars} bars of {prompt_file.name} + continuation" if prompt_file else path.name
+        continuation = transpose_notes(new_notes(tokenizer, prompt, ids), back)
         plot_pianoroll(path.with_suffix(".png"), [("prompt", prompt_notes, PROMPT),
-                                                  ("continuation", transposed(new_notes(tokenizer, prompt, ids), back),
-                                                   PREDICTION)], title=title)
+                                                  ("continuation", continuation, PREDICTION)], title=title)
     return paths
 
 

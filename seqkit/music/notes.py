@@ -65,6 +65,12 @@ class NoteArrays(NamedTuple):
 FIELD_TYPES = (np.int64, np.float64, np.float64, np.int64, np.int64)
 
 
+def transpose_notes(notes, semitones: int) -> NoteList:
+    """The notes moved by `semitones`; notes that would leave MIDI's 0..127 are dropped."""
+    moved = [note._replace(pitch=note.pitch + semitones) for note in notes if 0 <= note.pitch + semitones <= 127]
+    return NoteList(moved, getattr(notes, "time_signatures", []), getattr(notes, "tempos", []))
+
+
 def sort_notes(notes) -> list[Note]:
     return sorted(notes, key=lambda n: (n.start, n.program, n.pitch, n.duration, n.velocity))
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from seqkit.io import atomic_path
 from seqkit.music.midi_file import midi_bytes, read_midi_arrays
-from seqkit.music.notes import Note, NoteArrays, NoteList, changes_only, sort_notes
+from seqkit.music.notes import Note, NoteArrays, NoteList, changes_only, sort_notes, transpose_notes
 from seqkit.music.stats import bar_start, key_of_histogram
 
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -143,9 +143,7 @@ class MidiTokenizer:
         `normalize_key`: `-key_shift_of_file(source)`)."""
         is_notes = len(notes_or_ids) > 0 and isinstance(notes_or_ids[0], Note)
         notes = self.decode_notes(self.encode_notes(notes_or_ids) if is_notes else notes_or_ids)
-        if transpose:
-            notes = NoteList([n._replace(pitch=n.pitch + transpose) for n in notes if 0 <= n.pitch + transpose <= 127],
-                             notes.time_signatures, notes.tempos)
+        notes = transpose_notes(notes, transpose) if transpose else notes
         data = midi_bytes(notes, midi_ticks_per_quarter(self.settings.grid))
         with atomic_path(path) as tmp:
             tmp.write_bytes(data)
