@@ -157,6 +157,9 @@ def check(cfg: RunConfig) -> None:
     betas = cfg.train.betas
     if not all(0 <= b < 1 for b in betas):
         raise ValueError(f"train.betas must each be in [0, 1), got {betas}")
+    if cfg.data.augment and cfg.data.normalize_key:
+        raise ValueError("data.augment would move the pieces data.normalize_key puts into C major / A minor back "
+                         "into other keys: set one of them")
 
 
 def apply_dict(cfg: RunConfig, d: dict) -> None:
