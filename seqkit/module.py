@@ -109,7 +109,6 @@ class SeqModule(pl.LightningModule):
         if self._logging_step():
             self.log("train/grad_norm", norm)
 
-
     def configure_optimizers(self):
         matrices = [p for p in self.parameters() if p.dim() >= 2]
         others = [p for p in self.parameters() if p.dim() < 2]

@@ -40,7 +40,7 @@ class Fidelity:
 def round_trip_fidelity(notes, tokenizer: MidiTokenizer) -> Fidelity:
     """Count what encoding `notes` (a NoteList, or a list of Notes) and decoding the tokens does to each."""
     s = tokenizer.settings
-    shift, count = tokenizer.key_shift(NoteArrays.of(notes)), len(notes)
+    shift, count = tokenizer.key_shift(NoteArrays.of(notes)) if s.normalize_key else 0, len(notes)
     if shift:
         notes = transpose_notes(notes, shift)
     longest = s.max_duration_quarters * s.grid

@@ -39,10 +39,11 @@ def generate_music(trained, prompt_file: Path | None, bars: int, out: Path, **sa
     """Write one MIDI file (+ PNG piano roll beside it) per sample; returns the MIDI paths."""
     tokenizer = trained.tokenizer
     check_midi_name(out)
-    prompt = opening_bars(tokenizer, tokenizer.encode_file(prompt_file), bars) if prompt_file else [tokenizer.bos_id]
+    piece = tokenizer.read_piece(prompt_file) if prompt_file else None
+    prompt = opening_bars(tokenizer, tokenizer.encode_notes(piece), bars) if piece is not None else [tokenizer.bos_id]
     samples = trained.generate_ids(prompt, **sampling)
     paths = numbered(out, len(samples))
-    back = -tokenizer.key_shift_of_file(prompt_file) if prompt_file else 0  # normalize_key: the prompt's own key
+    back = -tokenizer.key_shift(piece) if piece is not None else 0  # normalize_key: files in the prompt's own key
     prompt_notes = transpose_notes(tokenizer.decode_notes(prompt), back)
     for ids, path in zip(samples, paths):
         ids = until_eos(tokenizer, ids)

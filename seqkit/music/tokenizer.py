@@ -127,6 +127,11 @@ class MidiTokenizer:
         return notes_from_score(score)
 
     def encode_file(self, path) -> list[int]:
+        return self._encode(self.read_piece(path)).tolist()
+
+    def read_piece(self, path) -> NoteArrays:
+        """A music file as arrays, ready for `encode_notes` and `key_shift`; a ValueError naming the file if
+        it holds no notes within the tokenizer's pitches."""
         piece = self._read(path)
         if isinstance(piece, NoteList):
             piece = NoteArrays.of(piece)
@@ -135,7 +140,7 @@ class MidiTokenizer:
         s = self.settings
         if not ((piece.pitch >= s.pitch_low) & (piece.pitch <= s.pitch_high)).any():
             raise ValueError(f"{path}: no notes within the tokenizer's pitches {s.pitch_low}..{s.pitch_high}")
-        return self._encode(piece).tolist()
+        return piece
 
     def write_midi(self, notes_or_ids, path, transpose: int = 0) -> None:
         """Write notes (or token ids) as a MIDI file, one track per program, as the tokens represent them:
@@ -151,13 +156,13 @@ class MidiTokenizer:
     # --- tokens --------------------------------------------------------------------------------
 
     def encode_notes(self, notes) -> list[int]:
-        """BOS, the notes (and time signatures/tempos of a NoteList) as tokens, EOS.
+        """BOS, the notes (and time signatures/tempos of a NoteList; or NoteArrays) as tokens, EOS.
 
         Onsets and durations snap to the nearest grid step (durations to at least one step, at most
         max_duration_quarters); of notes of one pitch and program struck at one step the longest (then the
         loudest) is kept, and a note that a later one of the same pitch and program starts inside is cut
         short there, as MIDI would."""
-        return self._encode(NoteArrays.of(notes)).tolist()
+        return self._encode(notes if isinstance(notes, NoteArrays) else NoteArrays.of(notes)).tolist()
 
     def _encode(self, piece: NoteArrays) -> np.ndarray:
         """`encode_notes` with numpy: five token slots per event (a bar, a tempo or a note; -1 where a slot is
@@ -201,11 +206,9 @@ class MidiTokenizer:
         return 0 if key is None else (REFERENCE_TONIC[key[1]] - key[0] + 5) % 12 - 5
 
     def key_shift_of_file(self, path) -> int:
-        """`key_shift` of a music file: what its tokens were transposed by."""
-        if not self.settings.normalize_key:
-            return 0
-        piece = self._read(path)
-        return self.key_shift(piece if isinstance(piece, NoteArrays) else NoteArrays.of(piece))
+        """`key_shift` of a music file: what its tokens were transposed by (the file is read only if that can
+        be other than 0)."""
+        return self.key_shift(self.read_piece(path)) if self.settings.normalize_key else 0
 
     def _bars(self, last_step: int, meters: list) -> tuple[np.ndarray, np.ndarray]:
         """Start steps of the bars up to the one holding `last_step`, and their token slots: Bar, and TimeSig
