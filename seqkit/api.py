@@ -9,7 +9,7 @@ import torch
 
 from seqkit.checkpoint import load_run
 from seqkit.data import MUSIC_BUILTINS, TEXT_BUILTINS
-from seqkit.generate import generate_steps, seeded_generator
+from seqkit.generate import generate_joined, generate_steps, seeded_generator
 from seqkit.kinds import check_source, load_corpus
 from seqkit.models import count_parameters
 
@@ -51,6 +51,27 @@ class TrainedModel:
         steps = list(self.stream(prompt_ids, **sampling))
         new = torch.stack(steps, 1).tolist() if steps else [[]]
         return [list(prompt_ids) + row for row in new]
+
+    def continue_each(self, prompts: list, max_new_tokens: int | list[int] = 200, temperature: float = 1.0,
+                      top_k: int | None = None, top_p: float | None = None, seed: int | None = None) -> list[list[int]]:
+        """One sampled continuation of each prompt (prompt + new ids), `max_new_tokens` for all or one per
+        prompt. A family that can join its rows' states (the transformer) steps all prompts as one batch,
+        many times faster for many prompts; the others continue them one after another."""
+        kind, lengths = self.tokenizer, max_new_tokens
+        lengths = list(lengths) if isinstance(lengths, (list, tuple)) else [lengths] * len(prompts)
+        if len(lengths) != len(prompts):
+            raise ValueError(f"{len(lengths)} lengths for {len(prompts)} prompts")
+        for steps in lengths:
+            kind.check_sampling(steps, temperature, top_k, top_p)
+        device = next(self.model.parameters()).device
+        rows = [kind.prompt_tensor(self.encode_prompt(prompt), 1, device) for prompt in prompts]
+        draw = kind.sampler(self.model, temperature, top_k, top_p, seeded_generator(self.model, seed))
+        if hasattr(self.model, "join_states"):
+            new = torch.stack(list(generate_joined(self.model, rows, max(lengths), draw)), 1).tolist()
+        else:
+            new = [torch.stack(list(generate_steps(self.model, row, steps, draw)), 1).tolist()[0]
+                   for row, steps in zip(rows, lengths)]
+        return [row[0].tolist() + ids[:steps] for row, ids, steps in zip(rows, new, lengths)]
 
     def generate(self, prompt: str | None = None, **sampling) -> list[str]:
         """Sample text continuations (prompt included). Sampling: max_new_tokens, temperature, top_k, top_p,

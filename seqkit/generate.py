@@ -63,8 +63,26 @@ def generate_steps(model, prompt: torch.Tensor, steps: int, draw: Callable) -> I
     (the state carried, the prefix never re-run)."""
     for _, outputs, state in feed(model, prompt):
         pass
+    yield from _steps(model, outputs[:, -1], state, steps, draw)
+
+
+@torch.no_grad()
+def generate_joined(model, prompts: list[torch.Tensor], steps: int, draw: Callable) -> Iterator[torch.Tensor]:
+    """`generate_steps` for prompts of different lengths ((1, T_i[, K]) each, a row apiece): each is fed
+    alone, then every row steps together in one batch (the model's `join_states`)."""
+    last, states = [], []
+    for prompt in prompts:
+        for _, outputs, state in feed(model, prompt):
+            pass
+        last.append(outputs[:, -1])
+        states.append(state)
+    yield from _steps(model, torch.cat(last), model.join_states(states), steps, draw)
+
+
+def _steps(model, outputs: torch.Tensor, state, steps: int, draw: Callable) -> Iterator[torch.Tensor]:
     for step in range(steps):
-        new = draw(outputs[:, -1])
+        new = draw(outputs)
         yield new
         if step + 1 < steps:
             outputs, state = model(new[:, None], state)
+            outputs = outputs[:, -1]

@@ -111,6 +111,38 @@ def test_transformer_rejects_more_than_context_tokens_without_state():
         make("transformer")(sample_inputs(False, length=CONTEXT + 1))
 
 
+def test_transformer_joined_states_score_each_row_as_alone():
+    """Prompts of 3, 9 and 21 tokens (one past the context), fed alone, then stepped as one batch: every
+    row's logits match its own, through the window sliding past the padding and with multi-token steps."""
+    from seqkit.models import Transformer
+
+    model = make("transformer")
+    x = sample_inputs(False, batch=3, length=21 + 3 * CONTEXT, seed=2)
+    prompt_lengths, steps = [3, 9, 21], [1, 1, 4, 1, CONTEXT, 1, 1]
+    states, alone = [], []  # each row's state after its prompt, and its logits stepped alone
+    for row, length in enumerate(prompt_lengths):
+        row_x = x[row:row + 1]
+        _, state = run_in_chunks(model, row_x[:, :length], [min(length, CONTEXT)] + [length - CONTEXT] * (length > CONTEXT))
+        states.append(state)
+        outputs, start = [], length
+        for size in steps:
+            logits, state = model(row_x[:, start:start + size], state)
+            outputs.append(logits)
+            start += size
+        alone.append(torch.cat(outputs, dim=1))
+    state = Transformer.join_states(states)
+    assert state.pad is not None and state.pad.sum(1).tolist() == [12, 6, 0]  # caches of 3, 9, 15 keys padded to 15
+    offsets = torch.tensor(prompt_lengths)
+    for i, size in enumerate(steps):
+        step_x = torch.stack([x[row, offsets[row]:offsets[row] + size] for row in range(3)])
+        logits, state = model(step_x, state)
+        done = sum(steps[:i])
+        for row in range(3):
+            torch.testing.assert_close(logits[row], alone[row][0, done:done + size], rtol=0, atol=1e-5)
+        offsets += size
+    assert state.pad is None  # the window slid past the padding
+
+
 def test_transformer_cache_slides_past_context():
     model = make("transformer")
     x = sample_inputs(False, length=2 * CONTEXT + 8)

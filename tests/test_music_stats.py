@@ -242,3 +242,28 @@ def test_sample_continuations_primes_with_bars_and_is_seeded():
     assert result[1].bach == [note for note in three_four if note.start >= 12]
     again = stats.sample_continuations(trained, pieces, bars=4, max_new_tokens=50, seed=3, temperature=1.0)
     assert [c.model for c in again] == [c.model for c in result]
+
+
+@pytest.mark.parametrize("family", ["transformer", "lstm"])
+def test_continue_each_matches_one_prompt_at_a_time(family):
+    """Greedy continuations of prompts of different lengths, each as long as asked: stepped as one batch
+    (the transformer joins its rows' states) or one after another (the LSTM), they are what each prompt
+    gives alone."""
+    import torch
+
+    from seqkit.api import TrainedModel
+    from seqkit.kinds.midi import MidiKind
+    from seqkit.models import ModelConfig, build_model
+
+    tokenizer = MidiKind()
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(family=family, vocab_size=tokenizer.vocab_size, d_embed=16, d_hidden=16,
+                                    n_layers=1, n_heads=2, context=16)).eval()
+    trained = TrainedModel(None, None, tokenizer, model, {})
+    prompts = [list(range(3, 3 + n)) for n in (2, 9, 20)]
+    lengths = [7, 30, 3]
+    together = trained.continue_each(prompts, lengths, temperature=0)
+    alone = [trained.generate_ids(prompt, max_new_tokens=n, temperature=0)[0] for prompt, n in zip(prompts, lengths)]
+    assert together == alone and [len(ids) for ids in together] == [9, 39, 23]
+    with pytest.raises(ValueError, match="2 lengths for 3 prompts"):
+        trained.continue_each(prompts, [1, 2])

@@ -14,10 +14,13 @@ class TransformerState(NamedTuple):
     position: absolute position of the next token.
     kv: per layer, the rotated keys and the values of the last context-1 tokens, each
         (B, n_heads, <= context-1, head_dim); with the next token, a query sees `context` keys.
+    pad: None, or which cached keys are padding, after `Transformer.join_states` of prompts of different
+        lengths (dropped once the window has slid past the last of them).
     """
 
     position: int
     kv: tuple[tuple[torch.Tensor, torch.Tensor], ...]
+    pad: torch.Tensor | None = None  # (B, cached keys) True where a row has no key (join_states' left padding)
 
 
 def rotary_angles(position, length, head_dim, device):
@@ -153,9 +156,13 @@ class Transformer(nn.Module):
                 )
             position, caches, mask = 0, [None] * len(self.blocks), None
         else:
-            position, caches = state
+            position, caches, pad = state
             n_keys = caches[0][0].size(2) + T
-            mask = sliding_causal_mask(T, n_keys, self.cfg.context, x.device)
+            # One new token with at most `context` keys sees them all: no mask, SDPA's fastest path.
+            mask = None if T == 1 and n_keys <= self.cfg.context else sliding_causal_mask(T, n_keys, self.cfg.context, x.device)
+            if pad is not None:
+                pad = torch.cat([pad, pad.new_zeros(pad.size(0), T)], dim=1)
+                mask = ~pad[:, None, None, :] & (True if mask is None else mask)
         cos, sin = self._rotary_tables(position, T, x.device)
 
         h = self.dropout(self.embed(x))
@@ -166,4 +173,28 @@ class Transformer(nn.Module):
             start = max(k.size(2) - keep, 0)
             new_caches.append((k[:, :, start:], v[:, :, start:]))
         logits = self.head(self.ln_final(h))
-        return logits, TransformerState(position + T, tuple(new_caches))
+        if state is not None and state.pad is not None:
+            pad = pad[:, max(pad.size(1) - keep, 0):]
+            pad = pad if pad.any() else None
+        return logits, TransformerState(position + T, tuple(new_caches), None if state is None else pad)
+
+    @staticmethod
+    def join_states(states: list[TransformerState]) -> TransformerState:
+        """One batch state from the states of rows fed separately, however long each row's prompt: caches
+        padded on the left (masked), and each row's keys rotated on by the positions it is behind the
+        furthest row. Rotary attention depends only on key-query distances, so every row then scores as
+        it did alone (to float rounding) while all share one position."""
+        position = max(s.position for s in states)
+        length = max(s.kv[0][0].size(2) for s in states)
+        layers, pads = [[] for _ in states[0].kv], []
+        for s in states:
+            behind, missing = position - s.position, length - s.kv[0][0].size(2)
+            head_dim = s.kv[0][0].size(-1)
+            cos, sin = rotary_tables(behind, 1, head_dim, s.kv[0][0].device)
+            for layer, (k, v) in zip(layers, s.kv):
+                k = rotate(k.transpose(1, 2), cos, sin).transpose(1, 2)  # rotate takes (.., T, heads, dim)
+                layer.append(tuple(F.pad(t, (0, 0, missing, 0)) for t in (k, v)))
+            pads.append(torch.arange(length, device=cos.device) < missing)
+        kv = tuple((torch.cat([k for k, _ in rows]), torch.cat([v for _, v in rows])) for rows in layers)
+        pad = torch.stack(pads).repeat_interleave(torch.tensor([s.kv[0][0].size(0) for s in states], device=cos.device), 0)
+        return TransformerState(position, kv, pad if pad.any() else None)

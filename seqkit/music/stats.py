@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 from collections.abc import Mapping
 from itertools import combinations
 from typing import NamedTuple
 
 import numpy as np
-from tqdm import tqdm
 
 from seqkit.music.notes import Note
 
@@ -345,26 +343,27 @@ def format_table(rows: dict[str, dict[str, float]], legend: bool = True) -> str:
 # --- sampling the held-out pieces ----------------------------------------------------------------
 
 def sample_continuations(trained, pieces, bars: int = 4, max_new_tokens: int = 600, seed: int = 0,
-                         progress: bool = False, **sampling) -> list[Continuation]:
+                         **sampling) -> list[Continuation]:
     """Prime each piece ({name: token ids} or a list of token ids, BOS .. EOS) with its first `bars` bars
     and sample one continuation as long in tokens as Bach's (at most `max_new_tokens`); `sampling`:
-    temperature, top_k, top_p. The i-th piece is sampled with seed + i; a piece with no notes after its
-    prompt is left out. `progress`: a bar on stderr."""
+    temperature, top_k, top_p. All pieces are sampled together (`TrainedModel.continue_each`) from one
+    `seed`; a piece with no notes after its prompt is left out."""
     from seqkit.music.generate import new_notes, opening_bars, until_eos
 
     tokenizer = trained.tokenizer
     named = list(pieces.items() if isinstance(pieces, Mapping) else ((str(i), ids) for i, ids in enumerate(pieces)))
-    result = []
-    for i, (name, piece) in enumerate(tqdm(named, desc="continuing", unit="song", file=sys.stderr,
-                                           disable=not progress, leave=False)):
+    jobs = []
+    for name, piece in named:
         ids = [int(t) for t in piece]
         prompt = opening_bars(tokenizer, ids, bars)
         truth = until_eos(tokenizer, ids)
         bach = new_notes(tokenizer, prompt, truth)
-        if not bach:
-            continue
-        [predicted] = trained.generate_ids(prompt, max_new_tokens=min(len(truth) - len(prompt) + 1, max_new_tokens),
-                                           seed=seed + i, **sampling)
+        if bach:
+            jobs.append((name, prompt, truth, bach))
+    lengths = [min(len(truth) - len(prompt) + 1, max_new_tokens) for _, prompt, truth, _ in jobs]
+    samples = trained.continue_each([prompt for _, prompt, _, _ in jobs], lengths, seed=seed, **sampling) if jobs else []
+    result = []
+    for (name, prompt, _, bach), predicted in zip(jobs, samples):
         predicted = until_eos(tokenizer, predicted)
         prompt_notes = tokenizer.decode_notes(prompt)
         result.append(Continuation(list(prompt_notes), bar_start(prompt_notes.time_signatures, bars),
