@@ -57,6 +57,8 @@ class TrainedModel:
         """One sampled continuation of each prompt (prompt + new ids), `max_new_tokens` for all or one per
         prompt. A family that can join its rows' states (the transformer) steps all prompts as one batch,
         many times faster for many prompts; the others continue them one after another."""
+        if not prompts:
+            return []
         kind, lengths = self.tokenizer, max_new_tokens
         lengths = list(lengths) if isinstance(lengths, (list, tuple)) else [lengths] * len(prompts)
         if len(lengths) != len(prompts):

@@ -159,7 +159,8 @@ class Transformer(nn.Module):
             position, caches, pad = state
             n_keys = caches[0][0].size(2) + T
             # One new token with at most `context` keys sees them all: no mask, SDPA's fastest path.
-            mask = None if T == 1 and n_keys <= self.cfg.context else sliding_causal_mask(T, n_keys, self.cfg.context, x.device)
+            sees_all = T == 1 and n_keys <= self.cfg.context
+            mask = None if sees_all else sliding_causal_mask(T, n_keys, self.cfg.context, x.device)
             if pad is not None:
                 pad = torch.cat([pad, pad.new_zeros(pad.size(0), T)], dim=1)
                 mask = ~pad[:, None, None, :] & (True if mask is None else mask)
@@ -188,13 +189,14 @@ class Transformer(nn.Module):
         length = max(s.kv[0][0].size(2) for s in states)
         layers, pads = [[] for _ in states[0].kv], []
         for s in states:
-            behind, missing = position - s.position, length - s.kv[0][0].size(2)
-            head_dim = s.kv[0][0].size(-1)
-            cos, sin = rotary_tables(behind, 1, head_dim, s.kv[0][0].device)
+            (batch, _, cached, head_dim), device = s.kv[0][0].shape, s.kv[0][0].device
+            behind, missing = position - s.position, length - cached
+            cos, sin = rotary_tables(behind, 1, head_dim, device)
             for layer, (k, v) in zip(layers, s.kv):
                 k = rotate(k.transpose(1, 2), cos, sin).transpose(1, 2)  # rotate takes (.., T, heads, dim)
                 layer.append(tuple(F.pad(t, (0, 0, missing, 0)) for t in (k, v)))
-            pads.append(torch.arange(length, device=cos.device) < missing)
+            pad = s.pad if s.pad is not None else torch.zeros(batch, cached, dtype=torch.bool, device=device)
+            pads.append(F.pad(pad, (missing, 0), value=True))
         kv = tuple((torch.cat([k for k, _ in rows]), torch.cat([v for _, v in rows])) for rows in layers)
-        pad = torch.stack(pads).repeat_interleave(torch.tensor([s.kv[0][0].size(0) for s in states], device=cos.device), 0)
+        pad = torch.cat(pads)
         return TransformerState(position, kv, pad if pad.any() else None)

@@ -361,7 +361,7 @@ def sample_continuations(trained, pieces, bars: int = 4, max_new_tokens: int = 6
         if bach:
             jobs.append((name, prompt, truth, bach))
     lengths = [min(len(truth) - len(prompt) + 1, max_new_tokens) for _, prompt, truth, _ in jobs]
-    samples = trained.continue_each([prompt for _, prompt, _, _ in jobs], lengths, seed=seed, **sampling) if jobs else []
+    samples = trained.continue_each([prompt for _, prompt, _, _ in jobs], lengths, seed=seed, **sampling)
     result = []
     for (name, prompt, _, bach), predicted in zip(jobs, samples):
         predicted = until_eos(tokenizer, predicted)
