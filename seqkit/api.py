@@ -55,8 +55,8 @@ class TrainedModel:
     def continue_each(self, prompts: list, max_new_tokens: int | list[int] = 200, temperature: float = 1.0,
                       top_k: int | None = None, top_p: float | None = None, seed: int | None = None) -> list[list[int]]:
         """One sampled continuation of each prompt (prompt + new ids), `max_new_tokens` for all or one per
-        prompt. A family that can join its rows' states (the transformer) steps all prompts as one batch,
-        many times faster for many prompts; the others continue them one after another."""
+        prompt: each prompt is fed alone, then all step together as one batch (many times faster than one
+        prompt after another)."""
         if not prompts:
             return []
         kind, lengths = self.tokenizer, max_new_tokens
@@ -68,11 +68,7 @@ class TrainedModel:
         device = next(self.model.parameters()).device
         rows = [kind.prompt_tensor(self.encode_prompt(prompt), 1, device) for prompt in prompts]
         draw = kind.sampler(self.model, temperature, top_k, top_p, seeded_generator(self.model, seed))
-        if hasattr(self.model, "join_states"):
-            new = torch.stack(list(generate_joined(self.model, rows, max(lengths), draw)), 1).tolist()
-        else:
-            new = [torch.stack(list(generate_steps(self.model, row, steps, draw)), 1).tolist()[0]
-                   for row, steps in zip(rows, lengths)]
+        new = torch.stack(list(generate_joined(self.model, rows, max(lengths), draw)), 1).tolist()
         return [row[0].tolist() + ids[:steps] for row, ids, steps in zip(rows, new, lengths)]
 
     def generate(self, prompt: str | None = None, **sampling) -> list[str]:

@@ -1,6 +1,6 @@
 from torch import nn
 
-from .common import ModelConfig, WindowEmbedding, output_head
+from .common import ModelConfig, WindowEmbedding, join_batch_states, output_head
 
 
 class LinearAR(nn.Module):
@@ -15,6 +15,10 @@ class LinearAR(nn.Module):
         self.window = WindowEmbedding(cfg)
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = output_head(self.window.out_features, cfg)
+
+    @staticmethod
+    def join_states(states):  # the last window-1 inputs, (B, window-1[, V])
+        return join_batch_states(states, dim=0)
 
     def forward(self, x, state=None):
         features, state = self.window(x, state)

@@ -80,3 +80,11 @@ class WindowEmbedding(nn.Module):
         if self.cfg.frames:
             return x.new_zeros(x.size(0), self.cfg.window - 1, self.cfg.vocab_size)
         return x.new_full((x.size(0), self.cfg.window - 1), self.cfg.vocab_size)
+
+
+def join_batch_states(states: list, dim: int):
+    """One batch state from the states of rows fed separately (tensors, or tuples of them, whose batch runs
+    along `dim`): a recurrent family's `join_states`, for `seqkit.generate.generate_joined`."""
+    if isinstance(states[0], tuple):
+        return tuple(join_batch_states(list(parts), dim) for parts in zip(*states))
+    return torch.cat(states, dim)

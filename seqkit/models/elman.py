@@ -2,7 +2,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import ACTIVATIONS, ModelConfig, input_embedding, output_head
+from .common import ACTIVATIONS, ModelConfig, input_embedding, join_batch_states, output_head
 
 BUILTIN_NONLINEARITIES = ("tanh", "relu")
 
@@ -30,6 +30,10 @@ class ElmanRNN(nn.Module):
         self.manual_act = None if builtin else ACTIVATIONS[cfg.activation]()
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = output_head(cfg.d_hidden, cfg)
+
+    @staticmethod
+    def join_states(states):  # h, (layers, B, hidden)
+        return join_batch_states(states, dim=1)
 
     def forward(self, x, state=None):
         inputs = self.embed(x)

@@ -1,6 +1,6 @@
 from torch import nn
 
-from .common import ACTIVATIONS, ModelConfig, WindowEmbedding, output_head
+from .common import ACTIVATIONS, ModelConfig, WindowEmbedding, join_batch_states, output_head
 
 
 class FeedForward(nn.Module):
@@ -20,6 +20,10 @@ class FeedForward(nn.Module):
             width = cfg.d_hidden
         self.hidden = nn.Sequential(*layers)
         self.head = output_head(width, cfg)
+
+    @staticmethod
+    def join_states(states):  # the last window-1 inputs, (B, window-1[, V])
+        return join_batch_states(states, dim=0)
 
     def forward(self, x, state=None):
         features, state = self.window(x, state)

@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from .common import ACTIVATIONS, ModelConfig, input_embedding, output_head, output_size
+from .common import ACTIVATIONS, ModelConfig, input_embedding, join_batch_states, output_head, output_size
 
 
 class JordanRNN(nn.Module):
@@ -23,6 +23,10 @@ class JordanRNN(nn.Module):
         self.act = ACTIVATIONS[cfg.activation]()
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = output_head(cfg.d_hidden, cfg)
+
+    @staticmethod
+    def join_states(states):  # the last output, (B, V)
+        return join_batch_states(states, dim=0)
 
     def forward(self, x, state=None):
         inputs = self.input_proj(self.embed(x))  # all time steps at once; only the feedback is sequential

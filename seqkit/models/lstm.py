@@ -1,6 +1,6 @@
 from torch import nn
 
-from .common import ModelConfig, input_embedding, output_head
+from .common import ModelConfig, input_embedding, join_batch_states, output_head
 
 
 class LSTM(nn.Module):
@@ -19,6 +19,10 @@ class LSTM(nn.Module):
         )
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = output_head(cfg.d_hidden, cfg)
+
+    @staticmethod
+    def join_states(states):  # (h, c), each (layers, B, hidden)
+        return join_batch_states(states, dim=1)
 
     def forward(self, x, state=None):
         out, state = self.lstm(self.embed(x), state)
