@@ -6,6 +6,11 @@ x is (B, T) token ids, or (B, T, vocab_size) float multi-hot frames when cfg.fra
 (B, T, vocab_size). Feeding a sequence in pieces, passing the returned state back each time, gives
 the same logits as one call over the whole sequence, at O(1) model work per new token.
 
+    state = model.join_states([state_1, state_2, ...])
+
+makes one batch state of the states of rows fed separately (prompts of different lengths), so that the
+rows then step together: `TrainedModel.continue_each`.
+
 With cfg.frame_head == "nade" the logits are (B, T, vocab_size + nade_hidden) conditioning vectors of
 the NADE that the model carries as `model.frame_head` (None for every other config); its nll, sample
 and most_likely turn them into likelihoods and frames (nade.py).
