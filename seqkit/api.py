@@ -59,8 +59,8 @@ class TrainedModel:
         prompt after another)."""
         if not prompts:
             return []
-        kind, lengths = self.tokenizer, max_new_tokens
-        lengths = list(lengths) if isinstance(lengths, (list, tuple)) else [lengths] * len(prompts)
+        kind = self.tokenizer
+        lengths = list(max_new_tokens) if isinstance(max_new_tokens, (list, tuple)) else [max_new_tokens] * len(prompts)
         if len(lengths) != len(prompts):
             raise ValueError(f"{len(lengths)} lengths for {len(prompts)} prompts")
         for steps in lengths:

@@ -40,12 +40,14 @@ class Fidelity:
 def round_trip_fidelity(notes, tokenizer: MidiTokenizer) -> Fidelity:
     """Count what encoding `notes` (a NoteList, or a list of Notes) and decoding the tokens does to each."""
     s = tokenizer.settings
-    shift, count = tokenizer.key_shift(NoteArrays.of(notes)) if s.normalize_key else 0, len(notes)
-    if shift:
+    tokens = tokenizer.encode_notes(notes)  # with normalize_key the tokenizer transposes by `shift` itself
+    count, drums = len(notes), getattr(notes, "drum_notes", 0)
+    shift = tokenizer.key_shift(NoteArrays.of(notes)) if s.normalize_key else 0
+    if shift:  # compare at the pitches the tokens hold
         notes = transpose_notes(notes, shift)
     longest = s.max_duration_quarters * s.grid
     back = {(note.program, note.pitch, tokenizer._step(note.start)): tokenizer._step(note.duration)
-            for note in tokenizer.decode_notes(tokenizer.encode_notes(notes))}
+            for note in tokenizer.decode_notes(tokens)}
     struck = defaultdict(list)  # what the tokenizer keeps one of: (program or 0, pitch, start step) → notes
     out_of_range = 0
     for note in notes:
@@ -70,7 +72,6 @@ def round_trip_fidelity(notes, tokenizer: MidiTokenizer) -> Fidelity:
             exact += 1
         else:
             moved += 1
-    drums = getattr(notes, "drum_notes", 0)
     out_of_range += count - len(notes)  # moved out of MIDI's pitches by normalize_key
     return Fidelity(count + drums, exact, moved, merged, ended_early, cut, out_of_range, drums, s, shift)
 
