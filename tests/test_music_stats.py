@@ -233,6 +233,7 @@ def test_sample_continuations_primes_with_bars_and_is_seeded():
     for piece, continuation in zip(pieces, result):
         prompt = opening_bars(tokenizer, piece, 4)
         assert list(continuation.ids[:len(prompt)]) == prompt and len(continuation.ids) > len(prompt)
+        assert prompt[-1] == tokenizer.ids["Bar", None]  # the continuation starts a bar of its own
         assert len(continuation.ids) <= len(piece) + 1  # no longer than Bach's continuation, plus one
     short = stats.sample_continuations(trained, pieces, bars=4, max_new_tokens=5, seed=3, temperature=1.0)
     assert [len(c.ids) for c in short] == [len(opening_bars(tokenizer, piece, 4)) + 5 for piece in pieces]
