@@ -143,6 +143,20 @@ def test_transformer_joined_states_score_each_row_as_alone():
     assert state.pad is None  # the window slid past the padding
 
 
+def test_bf16_training_attention_runs_in_float32_on_a_cpu():
+    from seqkit.models.transformer import attend
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 24, 8).to(torch.bfloat16).requires_grad_() for _ in range(3))
+    exact = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = attend(q, k, v, None, True, 0.0)
+    assert y.dtype == torch.bfloat16
+    assert torch.equal(y, exact.to(torch.bfloat16))  # computed in float32, rounded once (bf16's kernel differs)
+    y.float().sum().backward()
+    assert all(t.grad is not None and t.grad.dtype == torch.bfloat16 for t in (q, k, v))
+
+
 def test_transformer_cache_slides_past_context():
     model = make("transformer")
     x = sample_inputs(False, length=2 * CONTEXT + 8)
