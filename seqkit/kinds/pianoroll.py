@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from seqkit.generate import check_sampling, feed
 from seqkit.kinds.base import DataKind
 from seqkit.music.benchmark_file import BENCHMARK_SUFFIXES
-from seqkit.music.frame_data import FrameData, LaneState, SongBatches, lane_dims, load_frame_corpus
+from seqkit.music.frame_data import FrameData, LaneState, SongBatches, lane_dim, load_frame_corpus
 from seqkit.music.roll import PianoRoll
 from seqkit.presets import preset_settings
 
@@ -52,7 +52,7 @@ class PianoRollKind(DataKind, PianoRoll):
         return preset_settings("frames", cfg.model.family)
 
     def check_stateful(self, model) -> None:
-        lane_dims(model)
+        lane_dim(model)
 
     def carried_loss(self, model, batch, lanes):
         """Stateful training's loss of a SongLanes batch (rolls, mask, fresh, lane numbers): each lane's window
@@ -63,8 +63,7 @@ class PianoRollKind(DataKind, PianoRoll):
         if isinstance(lanes, dict):  # as a checkpoint saved it
             lanes = LaneState.restored(lanes, context)
         loss, count, state = self._fed_nll(model, rolls, mask, None if lanes is None else lanes.state_for(numbers, fresh))
-        dims = lanes.dims if lanes is not None else lane_dims(model)
-        return loss, count, LaneState(state, numbers, dims, context)
+        return loss, count, LaneState(state, numbers, lane_dim(model), context)
 
     def chars_per_token(self, tokens, windows):
         return None

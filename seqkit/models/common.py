@@ -82,9 +82,14 @@ class WindowEmbedding(nn.Module):
         return x.new_full((x.size(0), self.cfg.window - 1), self.cfg.vocab_size)
 
 
-def join_batch_states(states: list, dim: int):
-    """One batch state from the states of rows fed separately (tensors, or tuples of them, whose batch runs
-    along `dim`): a recurrent family's `join_states`, for `seqkit.generate.generate_joined`."""
-    if isinstance(states[0], tuple):
-        return tuple(join_batch_states(list(parts), dim) for parts in zip(*states))
-    return torch.cat(states, dim)
+class BatchState:
+    """A family whose state is a tensor, or tuples of them, each with its batch along `state_batch_dim`
+    (every family but the transformer, whose cache position is shared by the batch)."""
+    state_batch_dim: int
+
+    @classmethod
+    def join_states(cls, states: list):
+        """One batch state from the states of rows fed separately, for `seqkit.generate.generate_joined`."""
+        def join(parts):
+            return tuple(join(list(p)) for p in zip(*parts)) if isinstance(parts[0], tuple) else torch.cat(parts, cls.state_batch_dim)
+        return join(states)

@@ -2,17 +2,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import ACTIVATIONS, ModelConfig, input_embedding, join_batch_states, output_head
+from .common import ACTIVATIONS, BatchState, ModelConfig, input_embedding, output_head
 
 BUILTIN_NONLINEARITIES = ("tanh", "relu")
 
 
-class ElmanRNN(nn.Module):
+class ElmanRNN(BatchState, nn.Module):
     """Elman network (nn.RNN). State: h, (n_layers, B, d_hidden).
 
     nn.RNN only offers tanh and relu; other activations run a time loop over the same nn.RNN
     parameters, so the state dict is the same whatever the activation.
     """
+    state_batch_dim = 1
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -30,10 +31,6 @@ class ElmanRNN(nn.Module):
         self.manual_act = None if builtin else ACTIVATIONS[cfg.activation]()
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = output_head(cfg.d_hidden, cfg)
-
-    @staticmethod
-    def join_states(states):  # h, (layers, B, hidden)
-        return join_batch_states(states, dim=1)
 
     def forward(self, x, state=None):
         inputs = self.embed(x)

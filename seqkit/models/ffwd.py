@@ -1,13 +1,14 @@
 from torch import nn
 
-from .common import ACTIVATIONS, ModelConfig, WindowEmbedding, join_batch_states, output_head
+from .common import ACTIVATIONS, BatchState, ModelConfig, WindowEmbedding, output_head
 
 
-class FeedForward(nn.Module):
+class FeedForward(BatchState, nn.Module):
     """An MLP with n_layers hidden layers over the embeddings of the last `window` inputs.
 
     State: the last window-1 inputs, (B, window-1) ids or (B, window-1, V) frames.
     """
+    state_batch_dim = 0
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -20,10 +21,6 @@ class FeedForward(nn.Module):
             width = cfg.d_hidden
         self.hidden = nn.Sequential(*layers)
         self.head = output_head(width, cfg)
-
-    @staticmethod
-    def join_states(states):  # the last window-1 inputs, (B, window-1[, V])
-        return join_batch_states(states, dim=0)
 
     def forward(self, x, state=None):
         features, state = self.window(x, state)

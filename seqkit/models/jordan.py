@@ -1,15 +1,16 @@
 import torch
 from torch import nn
 
-from .common import ACTIVATIONS, ModelConfig, input_embedding, join_batch_states, output_head, output_size
+from .common import ACTIVATIONS, BatchState, ModelConfig, input_embedding, output_head, output_size
 
 
-class JordanRNN(nn.Module):
+class JordanRNN(BatchState, nn.Module):
     """Jordan network: the previous step's output distribution is fed back into the hidden layer.
 
     h_t = act(W_x emb(x_t) + W_y y_{t-1} + b), logits_t = head(h_t), y_t = softmax(logits_t)
     (sigmoid for frames). State: y_{t-1}, (B, output_size(cfg)); zeros at the start of a sequence.
     """
+    state_batch_dim = 0
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -23,10 +24,6 @@ class JordanRNN(nn.Module):
         self.act = ACTIVATIONS[cfg.activation]()
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = output_head(cfg.d_hidden, cfg)
-
-    @staticmethod
-    def join_states(states):  # the last output, (B, V)
-        return join_batch_states(states, dim=0)
 
     def forward(self, x, state=None):
         inputs = self.input_proj(self.embed(x))  # all time steps at once; only the feedback is sequential

@@ -1,10 +1,11 @@
 from torch import nn
 
-from .common import ModelConfig, input_embedding, join_batch_states, output_head
+from .common import BatchState, ModelConfig, input_embedding, output_head
 
 
-class LSTM(nn.Module):
+class LSTM(BatchState, nn.Module):
     """nn.LSTM with dropout between layers. State: (h, c), each (n_layers, B, d_hidden)."""
+    state_batch_dim = 1
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -19,10 +20,6 @@ class LSTM(nn.Module):
         )
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = output_head(cfg.d_hidden, cfg)
-
-    @staticmethod
-    def join_states(states):  # (h, c), each (layers, B, hidden)
-        return join_batch_states(states, dim=1)
 
     def forward(self, x, state=None):
         out, state = self.lstm(self.embed(x), state)

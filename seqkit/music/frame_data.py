@@ -163,46 +163,29 @@ class SongLanes(IterableDataset):
             step += 1
 
 
-def lane_dims(model) -> list[int]:
-    """The dimension that runs over the batch in each tensor of `model`'s state, found by feeding one and
-    two silent frames; a ValueError for a state not kept per lane (the transformer's shared position)."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            one, two = (_leaves(model(torch.zeros(n, 1, model.cfg.vocab_size, device=device))[1]) for n in (1, 2))
-    finally:
-        model.train(was_training)
-    dims = []
-    for a, b in zip(one, two):
-        differ = [d for d in range(a.dim()) if a.shape[d] != b.shape[d]] if isinstance(a, torch.Tensor) else []
-        if len(differ) != 1:
-            raise ValueError(f"train.stateful needs a model state kept per batch lane; the {model.cfg.family}'s "
-                             "is not (its position is shared): train it without train.stateful")
-        dims.append(differ[0])
-    return dims
+def lane_dim(model) -> int:
+    """The dimension that runs over the batch in every tensor of `model`'s state (`state_batch_dim`); a
+    ValueError for a state not kept per lane (the transformer's shared position)."""
+    dim = getattr(model, "state_batch_dim", None)
+    if dim is None:
+        raise ValueError(f"train.stateful needs a model state kept per batch lane; the {model.cfg.family}'s "
+                         "is not (its position is shared): train it without train.stateful")
+    return dim
 
 
-def _leaves(state) -> list:
-    return [x for part in state for x in _leaves(part)] if isinstance(state, tuple) else [state]
-
-
-def _map(fn, state, dims):
-    """`state` with each tensor t replaced by fn(t, its lane dimension)."""
-    dims = iter(dims)
-    go = lambda s: tuple(go(part) for part in s) if isinstance(s, tuple) else fn(s, next(dims))  # noqa: E731
-    return go(state)
+def _map(fn, state):
+    """`state` with each tensor replaced by fn(tensor)."""
+    return tuple(_map(fn, part) for part in state) if isinstance(state, tuple) else fn(state)
 
 
 class LaneState:
     """Stateful training's memory: the model's state after each batch lane's last window of `context`
-    frames, detached (truncated backpropagation through time), `lanes` the lanes' numbers, `dims` (see
-    lane_dims)."""
+    frames, detached (truncated backpropagation through time), `lanes` the lanes' numbers, `dim` the
+    state's batch dimension (lane_dim)."""
 
-    def __init__(self, state, lanes: torch.Tensor, dims: list[int], context: int):
-        self.state = _map(lambda t, d: t.detach(), state, dims)
-        self.lanes, self.dims, self.context = lanes.cpu(), list(dims), context
+    def __init__(self, state, lanes: torch.Tensor, dim: int, context: int):
+        self.state = _map(torch.Tensor.detach, state)
+        self.lanes, self.dim, self.context = lanes.cpu(), dim, context
 
     def state_for(self, lanes: torch.Tensor, fresh: torch.Tensor):
         """The state to feed the windows of `lanes` from: each lane's own, zeros (a fresh state in every
@@ -214,29 +197,30 @@ class LaneState:
             where = {int(n): i for i, n in enumerate(self.lanes)}
             fresh = fresh | torch.tensor([int(n) not in where for n in lanes], device=fresh.device)
             index = torch.tensor([where.get(int(n), 0) for n in lanes])
-            state = _map(lambda t, d: t.index_select(d, index.to(t.device)), self.state, self.dims)
+            state = _map(lambda t: t.index_select(self.dim, index.to(t.device)), self.state)
         if fresh.all():
             return None
-        shape = lambda t, d: [len(fresh) if i == d else 1 for i in range(t.dim())]  # noqa: E731
-        return _map(lambda t, d: t.to(fresh.device).masked_fill(fresh.view(shape(t, d)), 0), state, self.dims)
+        shape = lambda t: [len(fresh) if i == self.dim else 1 for i in range(t.dim())]  # noqa: E731
+        return _map(lambda t: t.to(fresh.device).masked_fill(fresh.view(shape(t)), 0), state)
 
     def saved(self, all_gather) -> dict:
         """Every process's lanes as plain tensors, for a checkpoint; `all_gather` is LightningModule's."""
         def gather(t, d):
             every = all_gather(t)  # (processes, ...) when there are several
             return (every if every.dim() == t.dim() else every.movedim(0, d).flatten(d, d + 1)).cpu()
-        return {"state": _map(gather, self.state, self.dims), "lanes": gather(self.lanes.to(_device(self.state)), 0),
-                "dims": self.dims, "context": self.context}
+        return {"state": _map(lambda t: gather(t, self.dim), self.state),
+                "lanes": gather(self.lanes.to(_device(self.state)), 0), "dim": self.dim, "context": self.context}
 
     @classmethod
     def restored(cls, saved: dict, context: int) -> LaneState | None:
         """The saved lanes, or None (fresh states) when a resumed run changed the context: the lanes then
         play other windows."""
-        return cls(saved["state"], saved["lanes"], saved["dims"], context) if saved["context"] == context else None
+        dim = saved["dim"] if "dim" in saved else saved["dims"][0]  # older checkpoints: one per tensor, all equal
+        return cls(saved["state"], saved["lanes"], dim, context) if saved["context"] == context else None
 
 
 def _device(state) -> torch.device:
-    return _leaves(state)[0].device
+    return _device(state[0]) if isinstance(state, tuple) else state.device
 
 
 class SongBatches(Dataset):
