@@ -9,7 +9,7 @@ import torch
 
 from seqkit.checkpoint import load_run
 from seqkit.data import MUSIC_BUILTINS, TEXT_BUILTINS
-from seqkit.generate import generate_joined, generate_steps, seeded_generator
+from seqkit.generate import check_min_new_tokens, generate_joined, generate_steps, seeded_generator
 from seqkit.kinds import check_source, load_corpus
 from seqkit.models import count_parameters
 
@@ -36,13 +36,16 @@ class TrainedModel:
         return self.tokenizer.encode_prompt(prompt) if isinstance(prompt, str) else list(prompt)
 
     def stream(self, prompt=None, max_new_tokens: int = 200, temperature: float = 1.0, top_k: int | None = None,
-               top_p: float | None = None, seed: int | None = None, num_samples: int = 1) -> Iterator[torch.Tensor]:
-        """Yield the next (num_samples,) token ids (or (num_samples, K) frames), one step at a time."""
+               top_p: float | None = None, seed: int | None = None, num_samples: int = 1,
+               min_new_tokens: int = 0) -> Iterator[torch.Tensor]:
+        """Yield the next (num_samples,) token ids (or (num_samples, K) frames), one step at a time; the end
+        token (MIDI's EOS) is not drawn before `min_new_tokens`."""
         kind = self.tokenizer
         kind.check_sampling(max_new_tokens, temperature, top_k, top_p, num_samples)
+        check_min_new_tokens(min_new_tokens, max_new_tokens)
         device = next(self.model.parameters()).device
         x = kind.prompt_tensor(self.encode_prompt(prompt), num_samples, device)
-        draw = kind.sampler(self.model, temperature, top_k, top_p, seeded_generator(self.model, seed))
+        draw = kind.sampler(self.model, temperature, top_k, top_p, seeded_generator(self.model, seed), min_new_tokens)
         yield from generate_steps(self.model, x, max_new_tokens, draw)
 
     def generate_ids(self, prompt=None, **sampling) -> list[list[int]]:
@@ -53,21 +56,25 @@ class TrainedModel:
         return [list(prompt_ids) + row for row in new]
 
     def continue_each(self, prompts: list, max_new_tokens: int | list[int] = 200, temperature: float = 1.0,
-                      top_k: int | None = None, top_p: float | None = None, seed: int | None = None) -> list[list[int]]:
-        """One sampled continuation of each prompt (prompt + new ids), `max_new_tokens` for all or one per
-        prompt: each prompt is fed alone, then all step together as one batch (many times faster than one
-        prompt after another)."""
+                      top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+                      min_new_tokens: int | list[int] = 0) -> list[list[int]]:
+        """One sampled continuation of each prompt (prompt + new ids), `max_new_tokens` and `min_new_tokens`
+        (no end token before) for all or one per prompt: each prompt is fed alone, then all step together as
+        one batch (many times faster than one prompt after another)."""
         if not prompts:
             return []
         kind = self.tokenizer
-        lengths = list(max_new_tokens) if isinstance(max_new_tokens, (list, tuple)) else [max_new_tokens] * len(prompts)
-        if len(lengths) != len(prompts):
-            raise ValueError(f"{len(lengths)} lengths for {len(prompts)} prompts")
-        for steps in lengths:
+        lengths, minimums = (list(n) if isinstance(n, (list, tuple)) else [n] * len(prompts)
+                             for n in (max_new_tokens, min_new_tokens))
+        for values, what in ((lengths, "lengths"), (minimums, "minimum lengths")):
+            if len(values) != len(prompts):
+                raise ValueError(f"{len(values)} {what} for {len(prompts)} prompts")
+        for steps, least in zip(lengths, minimums):
             kind.check_sampling(steps, temperature, top_k, top_p)
+            check_min_new_tokens(least, steps)
         device = next(self.model.parameters()).device
         rows = [kind.prompt_tensor(self.encode_prompt(prompt), 1, device) for prompt in prompts]
-        draw = kind.sampler(self.model, temperature, top_k, top_p, seeded_generator(self.model, seed))
+        draw = kind.sampler(self.model, temperature, top_k, top_p, seeded_generator(self.model, seed), minimums)
         new = torch.stack(list(generate_joined(self.model, rows, max(lengths), draw)), 1).tolist()
         return [row[0].tolist() + ids[:steps] for row, ids, steps in zip(rows, new, lengths)]
 

@@ -21,6 +21,11 @@ def check_sampling(max_new_tokens: int, temperature: float, top_k: int | None, t
         raise ValueError(f"number of samples must be at least 1, got {num_samples}")
 
 
+def check_min_new_tokens(min_new_tokens: int, max_new_tokens: int) -> None:
+    if not 0 <= min_new_tokens <= max_new_tokens:
+        raise ValueError(f"min new tokens must be between 0 and max new tokens ({max_new_tokens}), got {min_new_tokens}")
+
+
 def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
                 top_p: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
     """(B, V) logits → (B,) token ids. Temperature 0 is greedy; top-k, then top-p (nucleus) filtering."""

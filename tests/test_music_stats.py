@@ -269,3 +269,30 @@ def test_continue_each_matches_one_prompt_at_a_time(family):
     assert together == alone and [len(ids) for ids in together] == [9, 39, 23]
     with pytest.raises(ValueError, match="2 lengths for 3 prompts"):
         trained.continue_each(prompts, [1, 2])
+
+
+def test_no_end_token_before_min_new_tokens():
+    """A model that wants to end at once (EOS's bias raised) ends each row right after its minimum."""
+    import torch
+
+    from seqkit.api import TrainedModel
+    from seqkit.kinds.midi import MidiKind
+    from seqkit.models import ModelConfig, build_model
+
+    tokenizer = MidiKind()
+    model = build_model(ModelConfig(family="lstm", vocab_size=tokenizer.vocab_size, d_embed=8, d_hidden=8,
+                                    n_layers=1, context=16)).eval()
+    with torch.no_grad():
+        model.head.bias[tokenizer.eos_id] = 50.0
+    trained = TrainedModel(None, None, tokenizer, model, {})
+    prompts = [[tokenizer.bos_id], [tokenizer.bos_id, 5, 6]]
+    rows = trained.continue_each(prompts, [6, 6], temperature=1.0, seed=0, min_new_tokens=[0, 3])
+    new = [row[len(prompt):] for row, prompt in zip(rows, prompts)]
+    assert new[0][0] == tokenizer.eos_id
+    assert tokenizer.eos_id not in new[1][:3] and new[1][3] == tokenizer.eos_id
+    sample = trained.generate_ids([tokenizer.bos_id], max_new_tokens=4, temperature=0, min_new_tokens=2)[0]
+    assert tokenizer.eos_id not in sample[1:3] and sample[3] == tokenizer.eos_id
+    with pytest.raises(ValueError, match="min new tokens must be between 0 and max new tokens"):
+        trained.generate_ids([tokenizer.bos_id], max_new_tokens=4, min_new_tokens=5)
+    with pytest.raises(ValueError, match="1 minimum lengths for 2 prompts"):
+        trained.continue_each(prompts, 4, min_new_tokens=[1])

@@ -27,6 +27,7 @@ LN2 = math.log(2)
 
 class DataKind:
     name: ClassVar[str] = ""
+    end_id: int | None = None           # the token that ends a piece (EOS), where the kind has one
     format_version: ClassVar[int] = 1   # of the saved tokenizer.json; bump when its meaning changes
     frames: ClassVar[bool] = False      # model inputs are multi-hot frames (B, T, K) instead of ids (B, T)
     vocab_size: int
@@ -114,9 +115,22 @@ class DataKind:
         return {"loss": loss, "ppl": torch.exp(loss), "bits_per_token": loss / LN2}
 
     def sampler(self, model, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-                generator: torch.Generator | None = None):
-        """A function from the model's last outputs (B, V) to the next inputs (B,): a categorical draw."""
-        return lambda logits: sample_next(logits, temperature, top_k, top_p, generator)
+                generator: torch.Generator | None = None, min_new_tokens: int | list[int] = 0):
+        """A function from the model's last outputs (B, V) to the next inputs (B,): a categorical draw. Where
+        the kind has an end token, it is ruled out of each row's first `min_new_tokens` draws (one for all
+        rows, or one per row)."""
+        held = torch.as_tensor(min_new_tokens).view(-1)
+        if self.end_id is None or not held.any():
+            return lambda logits: sample_next(logits, temperature, top_k, top_p, generator)
+        step = 0
+
+        def draw(logits):
+            nonlocal step
+            logits = logits.float().clone()
+            logits[:, self.end_id] = logits[:, self.end_id].masked_fill((held > step).to(logits.device), float("-inf"))
+            step += 1
+            return sample_next(logits, temperature, top_k, top_p, generator)
+        return draw
 
     def check_sampling(self, steps: int, temperature: float, top_k, top_p, num_samples: int = 1) -> None:
         check_sampling(steps, temperature, top_k, top_p, num_samples)

@@ -41,6 +41,10 @@ class MidiKind(DataKind, MidiTokenizer):
             raise ValueError(f"{source} is not music, but the tokenizer is midi: use MIDI/score files "
                              "(or --tokenizer char for text)")
 
+    @property
+    def end_id(self) -> int:
+        return self.eos_id
+
     def start_prompt(self) -> list[int]:
         return [self.bos_id]
 

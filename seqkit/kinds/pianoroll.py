@@ -95,7 +95,8 @@ class PianoRollKind(DataKind, PianoRoll):
                              "use --temperature")
         check_sampling(steps, temperature, None, None, num_samples)
 
-    def sampler(self, model, temperature=1.0, top_k=None, top_p=None, generator=None):
+    def sampler(self, model, temperature=1.0, top_k=None, top_p=None, generator=None, min_new_tokens=0):
+        """Frames drawn key by key (NADE) or independently (Bernoulli); frames have no end token to hold."""
         head = getattr(model, "frame_head", None)
         if head is not None:
             return lambda outputs: head.sample(outputs, temperature, generator)

@@ -345,9 +345,10 @@ def format_table(rows: dict[str, dict[str, float]], legend: bool = True) -> str:
 def sample_continuations(trained, pieces, bars: int = 4, max_new_tokens: int = 600, seed: int = 0,
                          **sampling) -> list[Continuation]:
     """Prime each piece ({name: token ids} or a list of token ids, BOS .. EOS) with its first `bars` bars
-    and sample one continuation as long in tokens as Bach's (at most `max_new_tokens`); `sampling`:
-    temperature, top_k, top_p. All pieces are sampled together (`TrainedModel.continue_each`) from one
-    `seed`; a piece with no notes after its prompt is left out."""
+    and sample one continuation as long in tokens as Bach's (at most `max_new_tokens`; no EOS before, so
+    that a phrase's cadence does not end the piece early); `sampling`: temperature, top_k, top_p. All
+    pieces are sampled together (`TrainedModel.continue_each`) from one `seed`; a piece with no notes
+    after its prompt is left out."""
     from seqkit.music.generate import new_notes, opening_bars, until_eos
 
     tokenizer = trained.tokenizer
@@ -361,7 +362,8 @@ def sample_continuations(trained, pieces, bars: int = 4, max_new_tokens: int = 6
         if bach:
             jobs.append((name, prompt, truth, bach))
     lengths = [min(len(truth) - len(prompt) + 1, max_new_tokens) for _, prompt, truth, _ in jobs]
-    samples = trained.continue_each([prompt for _, prompt, _, _ in jobs], lengths, seed=seed, **sampling)
+    samples = trained.continue_each([prompt for _, prompt, _, _ in jobs], lengths, seed=seed,
+                                    min_new_tokens=[n - 1 for n in lengths], **sampling)
     result = []
     for (name, prompt, _, bach), predicted in zip(jobs, samples):
         predicted = until_eos(tokenizer, predicted)
