@@ -103,6 +103,7 @@ def generate(
     prompt_file: Optional[Path] = typer.Option(None, help="Music: a MIDI/score file whose opening primes the model."),
     bars: int = typer.Option(4, help="Music: bars of --prompt-file to prime with."),
     max_new_tokens: int = typer.Option(500),
+    min_new_tokens: int = typer.Option(0, help="Music: no end of the piece before this many new tokens."),
     temperature: float = typer.Option(1.0, help="0 is greedy."),
     top_k: Optional[int] = typer.Option(None),
     top_p: Optional[float] = typer.Option(None),
@@ -115,11 +116,13 @@ def generate(
 ):
     """Sample from a trained model: text to stdout (streamed), or MIDI files with piano rolls (and WAVs)."""
     import seqkit
+    from seqkit.generate import check_min_new_tokens
 
     trained = seqkit.load(run_dir)
-    sampling = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-                    seed=seed, num_samples=num_samples)
+    sampling = dict(max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens, temperature=temperature,
+                    top_k=top_k, top_p=top_p, seed=seed, num_samples=num_samples)
     trained.tokenizer.check_sampling(max_new_tokens, temperature, top_k, top_p, num_samples)
+    check_min_new_tokens(min_new_tokens, max_new_tokens)
     if soundfont is not None:
         from seqkit.music.audio import check_soundfont
         check_soundfont(soundfont)

@@ -89,6 +89,9 @@ def test_bad_input_is_one_line_and_exit_1(args, message, text_file, tmp_path):
 def test_bad_sampling_settings_print_nothing_but_the_error(trained_run):
     result = invoke("generate", trained_run, "--prompt", "it was", "--top-p", "1.5")
     assert result.exit_code == 1 and result.stdout == "" and "top-p must be in (0, 1]" in result.stderr
+    result = invoke("generate", trained_run, "--max-new-tokens", "5", "--min-new-tokens", "6")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "min new tokens must be between 0 and max new tokens (5), got 6" in result.stderr
 
 
 def test_progress_bar_counts_steps_not_epochs(text_file, tmp_path):

@@ -45,7 +45,7 @@ def test_generated_music_keeps_the_prompt(songs, tmp_path, normalize_key):
         assert MidiTokenizer(normalize_key=True).key_shift_of_file(prompt) != 0
     out = tmp_path / "x.mid"
     assert invoke("generate", run, "--prompt-file", prompt, "--bars", "2", "--out", out, "--max-new-tokens", "30",
-                  "--num-samples", "4", "--seed", "0").exit_code == 0
+                  "--min-new-tokens", "30", "--num-samples", "4", "--seed", "0").exit_code == 0
     tok = MidiTokenizer()
     original = [n for n in tok.read_notes(prompt) if n.start < 8]
     for i in range(1, 5):

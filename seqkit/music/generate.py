@@ -58,7 +58,7 @@ def generate_music(trained, prompt_file: Path | None, bars: int, out: Path, **sa
 
 def generate_roll_music(trained, prompt_file: Path | None, bars: int, out: Path, max_new_tokens: int,
                         temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-                        seed: int | None = None, num_samples: int = 1) -> list[Path]:
+                        seed: int | None = None, num_samples: int = 1, min_new_tokens: int = 0) -> list[Path]:
     """`seqkit generate` for a piano-roll model: prime with the first `bars` 4/4 bars of `prompt_file`
     (or one silent frame), sample `max_new_tokens` frames; write MIDI + PNG per sample."""
     roll = trained.tokenizer
@@ -66,7 +66,7 @@ def generate_roll_music(trained, prompt_file: Path | None, bars: int, out: Path,
     prime = roll.read_roll(prompt_file)[:bars * 4 * roll.frames_per_quarter] if prompt_file else roll.start_prompt()
     if prompt_file and not len(prime):
         raise ValueError(f"{prompt_file}: no notes in its first {bars} bars")
-    steps = list(trained.stream(prime, max_new_tokens, temperature, top_k, top_p, seed, num_samples))
+    steps = list(trained.stream(prime, max_new_tokens, temperature, top_k, top_p, seed, num_samples, min_new_tokens))
     start = roll.prompt_tensor(prime, 1, "cpu")[0].numpy().astype(np.uint8)
     samples = [np.concatenate([start, new]) for new in torch.stack(steps, 1).to(torch.uint8).cpu().numpy()]
     paths = numbered(out, len(samples))
