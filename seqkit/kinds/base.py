@@ -127,7 +127,8 @@ class DataKind:
         def draw(logits):
             nonlocal step
             logits = logits.float().clone()
-            logits[:, self.end_id] = logits[:, self.end_id].masked_fill((held > step).to(logits.device), float("-inf"))
+            ended = logits[:, self.end_id]
+            logits[:, self.end_id] = ended.masked_fill((held > step).to(ended.device), float("-inf"))
             step += 1
             return sample_next(logits, temperature, top_k, top_p, generator)
         return draw

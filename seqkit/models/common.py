@@ -90,6 +90,6 @@ class BatchState:
     @classmethod
     def join_states(cls, states: list):
         """One batch state from the states of rows fed separately, for `seqkit.generate.generate_joined`."""
-        def join(parts):
-            return tuple(join(list(p)) for p in zip(*parts)) if isinstance(parts[0], tuple) else torch.cat(parts, cls.state_batch_dim)
-        return join(states)
+        if isinstance(states[0], tuple):
+            return tuple(cls.join_states(list(parts)) for parts in zip(*states))
+        return torch.cat(states, cls.state_batch_dim)
