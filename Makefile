@@ -28,7 +28,7 @@ $(VENV)/.bench: $(VENV)/.installed
 	touch $@
 
 bench: $(VENV)/.bench
-	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/bench.py $(if $(NANOGPT),--nanogpt $(NANOGPT))
 
 bench-poly: install
 	$(BIN)/python bench/bench_poly.py

@@ -1,7 +1,8 @@
 """seqkit benchmarks: prints tables, asserts nothing. `make bench` runs it; `--quick` for a smoke run.
 
 1. every family on a text corpus (char level) on one fixed budget: val bits/char, train tokens/s, sampling tokens/s
-2. `seqkit train` against a plain PyTorch loop, whole runs, same model, batches and schedule (transformer, lstm)
+2. `seqkit train` against a plain PyTorch loop, whole runs, same model, batches and schedule (transformer, lstm);
+   with --nanogpt DIR (`make bench NANOGPT=DIR`), also against nanoGPT's own train.py on its CPU recipe
 3. music tokenisation of the `bach` built-in, cold and warm cache; .mid files against MidiTok on one core
 """
 from __future__ import annotations
@@ -57,10 +58,11 @@ def bench_families(source: str, steps: int, work: Path) -> None:
           ["family", "parameters", "val bits/char", "train tokens/s", "sampling tokens/s (batch 1)", "wall s"], rows)
 
 
-def bench_plain_loop(source: str, quick: bool) -> None:
+def bench_plain_loop(source: str, quick: bool, nanogpt: Path | None = None) -> None:
     """Whole runs (validation and checkpoints included) of `seqkit train` against a plain PyTorch loop over
-    the same model, batches and schedule: the transformer in nanoGPT's CPU shape, and the LSTM."""
-    from plain_loop import compare
+    the same model, batches and schedule: the transformer in nanoGPT's CPU shape, and the LSTM; with
+    `nanogpt` (a checkout of it), also against nanoGPT's own train.py."""
+    from plain_loop import against_nanogpt, compare
 
     rows = []
     for family, steps in (("transformer", 30 if quick else 2000), ("lstm", 20 if quick else 800)):
@@ -71,6 +73,13 @@ def bench_plain_loop(source: str, quick: bool) -> None:
     table("`seqkit train` vs a plain PyTorch loop, whole runs (same model, batches, schedule, validation every 250 "
           "steps and a checkpoint each time; CPU). Target: ratio <= 1.0",
           ["family", "steps", "plain s", "seqkit s", "ratio", "CPU-time ratio", "plain val loss", "seqkit val loss"], rows)
+    if nanogpt:
+        steps = 30 if quick else 2000
+        r = against_nanogpt(nanogpt, steps)
+        table("`seqkit train` vs nanoGPT's train.py (its README's CPU recipe), whole processes side by side, one "
+              "thread each. Target: ratio <= 1.0", ["steps", "nanoGPT s", "seqkit s", "ratio", "nanoGPT val loss",
+                                                   "seqkit val loss"],
+              [[steps, r["nanogpt"], r["seqkit"], r["ratio"], r["nanogpt_val"], r["seqkit_val"]]])
 
 
 def bench_music(work: Path) -> None:
@@ -102,6 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny budgets, to check the script runs")
     parser.add_argument("--only", choices=["families", "overhead", "music"], default=None)
+    parser.add_argument("--nanogpt", type=Path, help="a checkout of karpathy/nanoGPT to run against (optional)")
     args = parser.parse_args()
     source = str(SHAKESPEARE) if SHAKESPEARE.exists() else "pydoc"
     steps = 20 if args.quick else 300
@@ -110,7 +120,7 @@ def main() -> None:
         if args.only in (None, "families"):
             bench_families(source, steps, work)
         if args.only in (None, "overhead"):
-            bench_plain_loop(source, args.quick)
+            bench_plain_loop(source, args.quick, args.nanogpt)
         if args.only in (None, "music"):
             bench_music(work)
             bench_midi_files(args.quick)

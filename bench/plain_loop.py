@@ -9,6 +9,7 @@ seqkit / plain is what to read (target <= 1.0).
 
     .venv/bin/python bench/plain_loop.py              # nanoGPT's shakespeare_char tiny shape, 2,000 steps
     .venv/bin/python bench/plain_loop.py --steps 300  # smoke test
+    .venv/bin/python bench/plain_loop.py --nanogpt ~/nanoGPT   # against nanoGPT's own train.py instead
 """
 from __future__ import annotations
 
@@ -161,6 +162,50 @@ def compare(steps: int, repeats: int = 1, threads: int = 1, work: Path | None = 
     return rows
 
 
+NANOGPT_RECIPE = ["config/train_shakespeare_char.py", "--device=cpu", "--compile=False", "--eval_iters=20",
+                  "--log_interval=1", "--block_size=64", "--batch_size=12", "--n_layer=4", "--n_head=4",
+                  "--n_embd=128", "--dropout=0.0"]  # the CPU recipe of nanoGPT's README
+
+
+def against_nanogpt(repo: Path, steps: int, threads: int = 1) -> dict:
+    """nanoGPT's own train.py on its README's CPU recipe and `seqkit train` on the same shape and schedule,
+    side by side, `threads` each, each timed as a whole process (imports included) → {"nanogpt", "seqkit":
+    seconds, "ratio", "nanogpt_val", "seqkit_val"}. nanoGPT's data are prepared from the same text."""
+    if not SHAKESPEARE.exists():
+        raise SystemExit(f"--nanogpt needs {SHAKESPEARE}")
+    data = repo / "data" / "shakespeare_char"
+    if not (data / "train.bin").exists():
+        shutil.copy(SHAKESPEARE, data / "input.txt")  # prepare.py downloads it only when it is missing
+        subprocess.run([sys.executable, "prepare.py"], cwd=data, check=True, stdout=subprocess.DEVNULL)
+    work = Path(tempfile.mkdtemp(prefix="seqkit-nanogpt-"))
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    try:
+        from seqkit.kinds import load_corpus
+        load_corpus(run_config("transformer", steps, work / "warm", work / "cache").data)  # tokenise outside the timing
+        commands = {"nanogpt": ([sys.executable, "train.py", *NANOGPT_RECIPE, f"--max_iters={steps}",
+                                 f"--lr_decay_iters={steps}", f"--out_dir={work / 'nanogpt'}"], repo),
+                    "seqkit": ([sys.executable, __file__, "--only", "seqkit", "--steps", str(steps), "--threads",
+                                str(threads), "--work", str(work / "seqkit"), "--cache", str(work / "cache")], ROOT)}
+        start, jobs, seconds = time.perf_counter(), {}, {}
+        for name, (command, cwd) in commands.items():
+            jobs[name] = subprocess.Popen(command, cwd=cwd, env=env, stdout=(work / f"{name}.log").open("w"),
+                                          stderr=subprocess.STDOUT)
+        while len(seconds) < len(jobs):
+            for name, job in jobs.items():
+                if name not in seconds and job.poll() is not None:
+                    if job.returncode:
+                        raise RuntimeError(f"{name} failed (exit {job.returncode}): see {work / (name + '.log')}")
+                    seconds[name] = time.perf_counter() - start
+            time.sleep(0.05)
+        nano_val = [line.split("val loss")[1].strip() for line in (work / "nanogpt.log").read_text().splitlines()
+                    if "val loss" in line][-1]
+        ours = json.loads((work / "seqkit.log").read_text().strip().splitlines()[-1])
+        return {**seconds, "ratio": seconds["seqkit"] / seconds["nanogpt"], "nanogpt_val": float(nano_val),
+                "seqkit_val": ours["val_loss"]}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=2000)
@@ -171,7 +216,13 @@ def main() -> None:
     parser.add_argument("--only", choices=["plain", "seqkit"], help="one run; prints its result as JSON")
     parser.add_argument("--work", type=Path, help="with --only: its run directory")
     parser.add_argument("--cache", type=Path, help="with --only: the token cache")
+    parser.add_argument("--nanogpt", type=Path, help="a checkout of karpathy/nanoGPT: run against its train.py")
     args = parser.parse_args()
+    if args.nanogpt:
+        r = against_nanogpt(args.nanogpt, args.steps, args.threads)
+        print(f"transformer, {args.steps} steps, whole processes side by side: nanoGPT {r['nanogpt']:.1f} s (val "
+              f"{r['nanogpt_val']:.4f}), seqkit {r['seqkit']:.1f} s (val {r['seqkit_val']:.4f}); ratio {r['ratio']:.3f}")
+        return
     if args.only:
         cfg = run_config(args.family, args.steps, args.work, args.cache, args.source)
         print(json.dumps((plain_run if args.only == "plain" else seqkit_run)(cfg, args.threads)))
