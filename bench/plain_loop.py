@@ -179,6 +179,7 @@ def against_nanogpt(repo: Path, steps: int, threads: int = 1) -> dict:
         subprocess.run([sys.executable, "prepare.py"], cwd=data, check=True, stdout=subprocess.DEVNULL)
     work = Path(tempfile.mkdtemp(prefix="seqkit-nanogpt-"))
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    jobs, logs = {}, {}
     try:
         from seqkit.kinds import load_corpus
         load_corpus(run_config("transformer", steps, work / "warm", work / "cache").data)  # tokenise outside the timing
@@ -186,15 +187,16 @@ def against_nanogpt(repo: Path, steps: int, threads: int = 1) -> dict:
                                  f"--lr_decay_iters={steps}", f"--out_dir={work / 'nanogpt'}"], repo),
                     "seqkit": ([sys.executable, __file__, "--only", "seqkit", "--steps", str(steps), "--threads",
                                 str(threads), "--work", str(work / "seqkit"), "--cache", str(work / "cache")], ROOT)}
-        start, jobs, seconds = time.perf_counter(), {}, {}
+        start, seconds = time.perf_counter(), {}
         for name, (command, cwd) in commands.items():
-            jobs[name] = subprocess.Popen(command, cwd=cwd, env=env, stdout=(work / f"{name}.log").open("w"),
-                                          stderr=subprocess.STDOUT)
+            logs[name] = (work / f"{name}.log").open("w")
+            jobs[name] = subprocess.Popen(command, cwd=cwd, env=env, stdout=logs[name], stderr=subprocess.STDOUT)
         while len(seconds) < len(jobs):
             for name, job in jobs.items():
                 if name not in seconds and job.poll() is not None:
                     if job.returncode:
-                        raise RuntimeError(f"{name} failed (exit {job.returncode}): see {work / (name + '.log')}")
+                        tail = (work / f"{name}.log").read_text().strip().splitlines()[-5:]
+                        raise RuntimeError(f"{name} failed (exit {job.returncode}):\n" + "\n".join(tail))
                     seconds[name] = time.perf_counter() - start
             time.sleep(0.05)
         nano_val = [line.split("val loss")[1].strip() for line in (work / "nanogpt.log").read_text().splitlines()
@@ -203,6 +205,11 @@ def against_nanogpt(repo: Path, steps: int, threads: int = 1) -> dict:
         return {**seconds, "ratio": seconds["seqkit"] / seconds["nanogpt"], "nanogpt_val": float(nano_val),
                 "seqkit_val": ours["val_loss"]}
     finally:
+        for job in jobs.values():
+            if job.poll() is None:
+                job.kill()
+        for log in logs.values():
+            log.close()
         shutil.rmtree(work, ignore_errors=True)
 
 

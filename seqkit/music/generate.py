@@ -13,7 +13,7 @@ from seqkit.music.pianoroll import PREDICTION, PROMPT, plot_pianoroll
 
 def opening_bars(tokenizer, ids: list[int], bars: int) -> list[int]:
     """The tokens of the first `bars` bars (BOS included) and the next Bar token: a continuation
-    starts in a bar of its own and cannot add notes to (or re-strike notes of) the prompt's last bar."""
+    starts in a bar of its own and cannot add notes to the prompt's last bar."""
     bar = tokenizer.ids["Bar", None]
     starts = [i for i, token in enumerate(ids) if token == bar]
     cut = starts[bars] + 1 if len(starts) > bars else len(ids)
