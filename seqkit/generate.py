@@ -66,22 +66,22 @@ def generate_steps(model, prompt: torch.Tensor, steps: int, draw: Callable) -> I
     """The generation loop of every kind: feed `prompt` (B, T[, K]) once, then yield `steps` new inputs,
     each drawn from the last outputs by `draw` (a kind's sampler) and fed back as one incremental step
     (the state carried, the prefix never re-run)."""
-    for _, outputs, state in feed(model, prompt):
-        pass
-    yield from _steps(model, outputs[:, -1], state, steps, draw)
+    yield from _steps(model, *_fed(model, prompt), steps, draw)
 
 
 @torch.no_grad()
 def generate_joined(model, prompts: list[torch.Tensor], steps: int, draw: Callable) -> Iterator[torch.Tensor]:
     """`generate_steps` for prompts of different lengths ((1, T_i[, K]) each, a row apiece): each is fed
     alone, then every row steps together in one batch (the model's `join_states`)."""
-    last, states = [], []
-    for prompt in prompts:
-        for _, outputs, state in feed(model, prompt):
-            pass
-        last.append(outputs[:, -1])
-        states.append(state)
-    yield from _steps(model, torch.cat(last), model.join_states(states), steps, draw)
+    last, states = zip(*(_fed(model, prompt) for prompt in prompts))
+    yield from _steps(model, torch.cat(last), model.join_states(list(states)), steps, draw)
+
+
+def _fed(model, prompt: torch.Tensor):
+    """The last outputs (B, V) and the state after feeding the whole prompt."""
+    for _, outputs, state in feed(model, prompt):
+        pass
+    return outputs[:, -1], state
 
 
 def _steps(model, outputs: torch.Tensor, state, steps: int, draw: Callable) -> Iterator[torch.Tensor]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from seqkit.music.notes import NoteArrays, transpose_notes
+from seqkit.music.notes import transpose_notes
 from seqkit.music.tokenizer import MidiSettings, MidiTokenizer
 
 TOLERANCE = 1e-6  # quarter notes: float offsets of triplets from scores are not exact
@@ -40,9 +40,8 @@ class Fidelity:
 def round_trip_fidelity(notes, tokenizer: MidiTokenizer) -> Fidelity:
     """Count what encoding `notes` (a NoteList, or a list of Notes) and decoding the tokens does to each."""
     s = tokenizer.settings
-    tokens = tokenizer.encode_notes(notes)  # with normalize_key the tokenizer transposes by `shift` itself
+    tokens, shift = tokenizer.encode_keyed(notes)  # with normalize_key the tokenizer transposes by `shift`
     count, drums = len(notes), getattr(notes, "drum_notes", 0)
-    shift = tokenizer.key_shift(NoteArrays.of(notes)) if s.normalize_key else 0
     if shift:  # compare at the pitches the tokens hold
         notes = transpose_notes(notes, shift)
     longest = s.max_duration_quarters * s.grid

@@ -40,11 +40,11 @@ def generate_music(trained, prompt_file: Path | None, bars: int, out: Path, **sa
     """Write one MIDI file (+ PNG piano roll beside it) per sample; returns the MIDI paths."""
     tokenizer = trained.tokenizer
     check_midi_name(out)
-    piece = tokenizer.read_piece(prompt_file) if prompt_file else None
-    prompt = opening_bars(tokenizer, tokenizer.encode_notes(piece), bars) if piece is not None else [tokenizer.bos_id]
+    ids, shift = tokenizer.encode_keyed(tokenizer.read_piece(prompt_file)) if prompt_file else ([tokenizer.bos_id], 0)
+    prompt = opening_bars(tokenizer, ids, bars)
     samples = trained.generate_ids(prompt, **sampling)
     paths = numbered(out, len(samples))
-    back = -tokenizer.key_shift(piece) if piece is not None else 0  # normalize_key: files in the prompt's own key
+    back = -shift  # normalize_key: files in the prompt's own key
     prompt_notes = transpose_notes(tokenizer.decode_notes(prompt), back)
     for ids, path in zip(samples, paths):
         ids = until_eos(tokenizer, ids)

@@ -127,7 +127,7 @@ class MidiTokenizer:
         return notes_from_score(score)
 
     def encode_file(self, path) -> list[int]:
-        return self._encode(self.read_piece(path)).tolist()
+        return self.encode_keyed(self.read_piece(path))[0]
 
     def read_piece(self, path) -> NoteArrays:
         """A music file as arrays, ready for `encode_notes` and `key_shift`; a ValueError naming the file if
@@ -162,14 +162,19 @@ class MidiTokenizer:
         max_duration_quarters); of notes of one pitch and program struck at one step the longest (then the
         loudest) is kept, and a note that a later one of the same pitch and program starts inside is cut
         short there, as MIDI would."""
-        return self._encode(notes if isinstance(notes, NoteArrays) else NoteArrays.of(notes)).tolist()
+        return self.encode_keyed(notes)[0]
+
+    def encode_keyed(self, notes) -> tuple[list[int], int]:
+        """`encode_notes`, and the semitones `normalize_key` moved the notes by (0 when it is off): one key
+        estimate for a caller that needs both."""
+        piece = notes if isinstance(notes, NoteArrays) else NoteArrays.of(notes)
+        shift = self.key_shift(piece)
+        return self._encode(piece._replace(pitch=piece.pitch + shift) if shift else piece).tolist(), shift
 
     def _encode(self, piece: NoteArrays) -> np.ndarray:
-        """`encode_notes` with numpy: five token slots per event (a bar, a tempo or a note; -1 where a slot is
-        empty), the events in time order, the empty slots dropped."""
+        """`encode_notes` with numpy, the piece already in its key: five token slots per event (a bar, a tempo
+        or a note; -1 where a slot is empty), the events in time order, the empty slots dropped."""
         s, ids = self.settings, self.ids
-        if s.normalize_key:
-            piece = piece._replace(pitch=piece.pitch + self.key_shift(piece))
         start, program, pitch, velocity, duration = self._grid_notes(piece)
         tempos = self._grid_tempos(piece)
         steps = np.concatenate([np.array([step for step, _ in tempos], dtype=np.int64), start])
