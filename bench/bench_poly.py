@@ -4,9 +4,10 @@ with seqkit's frame defaults, i.e. what `seqkit train SONGS --tokenizer pianorol
 markdown table; asserts nothing. `make bench-poly`.
 
 Sets: MuseData and Piano-midi.de (the files in --data-dir, ../shared/data/poly), JSB Chorales and
-Nottingham where their files are there too, and `chorales`: music21's Bach chorales exported at quarter-note
-frames as the published JSB set is (other songs and another split, so the JSB figures beside it are a
-guide, not a match). A set whose file is missing is skipped with a note.
+Nottingham where their files are there too, and `chorales`: music21's Bach chorales exported as the
+published JSB set was made, one frame per quarter note holding the notes sounding at its start
+(`seqkit export-frames bach OUT --frames-per-quarter 1 --sampling start`; other editions and another split,
+so the JSB figures beside it are a guide, not a match). A set whose file is missing is skipped with a note.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from pathlib import Path
 warnings.filterwarnings("ignore")
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = ROOT.parent / "shared" / "data" / "poly"
-CHORALES = ROOT / "data" / "cache" / "bench" / "chorales_q.npz"
+CHORALES = ROOT / "data" / "cache" / "bench" / "chorales_q_start.npz"
 
 # set -> file names tried in --data-dir (chorales: exported from the `bach` built-in instead)
 SET_FILES = {
@@ -50,7 +51,8 @@ def set_path(name: str, data_dir: Path, chorales: Path) -> Path | None:
         if not chorales.exists():
             from seqkit.music.frame_data import export_frames
             try:
-                export_frames("bach", chorales, frames_per_quarter=1, cache_dir=str(ROOT / "data" / "cache"))
+                export_frames("bach", chorales, frames_per_quarter=1, cache_dir=str(ROOT / "data" / "cache"),
+                              sampling="start")
             except (ValueError, ImportError, OSError) as e:
                 print(f"note: skipped chorales: could not export them ({e})")
                 return None

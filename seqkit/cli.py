@@ -309,12 +309,14 @@ def export_frames(
     low: int = typer.Option(21, help="Lowest key (MIDI number; 21 = A0)."),
     high: int = typer.Option(108, help="Highest key (108 = C8)."),
     val_fraction: float = typer.Option(0.1, help="Of the pieces, for validation and for test each."),
+    sampling: str = typer.Option("snap", help="snap: every note, snapped to the nearest frames; start: the notes "
+                                 "sounding at each frame's start, as the published JSB Chorales set."),
     cache_dir: str = typer.Option("data/cache"),
 ):
     """Write music as polyphonic frames in the benchmark layout (traindata/validdata/testdata)."""
     from seqkit.music.frame_data import export_frames as run_export
 
-    counts = run_export(source, out, frames_per_quarter, low, high, cache_dir, val_fraction)
+    counts = run_export(source, out, frames_per_quarter, low, high, cache_dir, val_fraction, sampling)
     typer.echo(f"wrote {out}: " + ", ".join(f"{n} {split} songs" for split, n in counts.items()))
 
 

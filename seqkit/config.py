@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from seqkit.models import ModelConfig
+from seqkit.music.roll import SAMPLINGS
 
 
 @dataclass
@@ -22,6 +23,7 @@ class DataConfig:
     augment: bool = False         # music: transpose training pieces into other keys
     workers: int = 0              # processes that tokenise a corpus; 0: every core
     frames_per_quarter: int = 2   # pianoroll: time resolution of MIDI input
+    frame_sampling: str = "snap"  # pianoroll: snap (every note) | start (notes sounding at each frame's start, as JSB)
     grid: int = 12                # midi: positions per quarter note (12: sixteenths and eighth-note triplets)
     velocity_bins: int = 0        # midi: 0 leaves dynamics out (every note at 64)
     tempo: bool = False           # midi: tempo tokens
@@ -142,7 +144,8 @@ REQUIREMENTS = {
     "train.precision": (lambda v: v in ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true"),
                         "32-true, bf16-mixed or 16-mixed"),
     "data.vocab_size": at_least(1), "data.workers": at_least(0), "data.val_fraction": (lambda v: 0 < v < 0.5, "between 0 and 0.5"),
-    "data.frames_per_quarter": between(1, 96), "data.grid": between(1, 96), "data.velocity_bins": between(0, 127),
+    "data.frames_per_quarter": between(1, 96), "data.frame_sampling": (lambda v: v in SAMPLINGS, " or ".join(SAMPLINGS)),
+    "data.grid": between(1, 96), "data.velocity_bins": between(0, 127),
     "data.max_duration_quarters": at_least(1), "data.pitch_low": between(0, 127), "data.pitch_high": between(0, 127),
 }
 

@@ -70,6 +70,8 @@ def test_tokenize_round_trip(text_file, tmp_path):
     (["train", "{text}", "--set", "train.val_every=0"], "train.val_every must be at least 1"),
     (["train", "{text}", "--set", "data.val_fraction=0.7"], "data.val_fraction must be between 0 and 0.5"),
     (["train", "{text}", "--set", "data.grid=200"], "data.grid must be from 1 to 96"),
+    (["train", "{text}", "--set", "data.frame_sampling=middle"], "data.frame_sampling must be snap or start"),
+    (["export-frames", "bach", "never-written.npz", "--sampling", "middle"], "frame sampling must be snap or start"),
     (["train", "{text}", "--set", "data.augment=true", "--set", "data.normalize_key=true"], "set one of them"),
     (["train", "{text}", "--tokenizer", "bpe", "--vocab-size", "10"], "--vocab-size"),
 ])

@@ -108,11 +108,24 @@ def test_held_keys_become_one_sustained_note():
     assert np.array_equal(roll.notes_to_roll(notes), frames)
 
 
+def test_start_sampling_holds_the_notes_sounding_at_each_frame_start():
+    notes = MidiTokenizer().notes_from_score(corpus.parse("bach/bwv66.6"))  # 29 notes start off the beat
+    frames = PianoRoll(frames_per_quarter=1, sampling="start").notes_to_roll(notes)
+    for t, frame in enumerate(frames):
+        sounding = {n.pitch - 21 for n in notes if n.start <= t < n.start + n.duration}
+        assert set(np.nonzero(frame)[0]) == sounding
+    assert frames.sum(1).max() == 4  # four voices
+    snapped = PianoRoll(frames_per_quarter=1).notes_to_roll(notes)
+    assert snapped.sum() > frames.sum()  # "snap" also keeps the eighths between beats
+
+
 def test_piano_roll_settings_round_trip_as_json():
-    roll = PianoRoll(low=36, high=96, frames_per_quarter=4)
+    roll = PianoRoll(low=36, high=96, frames_per_quarter=4, sampling="start")
     assert kind_from_dict(roll.to_dict()) == roll and roll.vocab_size == 61
     with pytest.raises(ValueError, match="low <= high"):
         PianoRoll(low=90, high=80)
+    with pytest.raises(ValueError, match="snap or start"):
+        PianoRoll(sampling="middle")
 
 
 # --- benchmark files -----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ def load_frame_corpus(cfg: DataConfig, tokenizer: PianoRoll | None = None) -> Co
     """Songs of `cfg.source` as lists of (T, K) uint8 rolls per split. A benchmark file keeps its own
     split (and its own frame rate: set `frames_per_quarter` to it, 1 for the quarter-note JSB set, so
     written MIDI keeps time); music files are split by piece, seed 0, as `seqkit.music.data` does."""
-    tokenizer = tokenizer or PianoRoll(frames_per_quarter=cfg.frames_per_quarter)
+    tokenizer = tokenizer or PianoRoll(frames_per_quarter=cfg.frames_per_quarter, sampling=cfg.frame_sampling)
     if Path(cfg.source).suffix.lower() in BENCHMARK_SUFFIXES:
         splits = read_benchmark_file(cfg.source, tokenizer)
     else:
@@ -40,8 +40,8 @@ class _AllKeys:
 
     vocab_size = 128
 
-    def __init__(self, frames_per_quarter: int):
-        self.roll = PianoRoll(0, 127, frames_per_quarter)
+    def __init__(self, frames_per_quarter: int, sampling: str):
+        self.roll = PianoRoll(0, 127, frames_per_quarter, sampling)
 
     def to_dict(self) -> dict:
         return {"kind": "pianoroll", **self.roll.saved_settings(), "cache_format": FRAME_CACHE_FORMAT}
@@ -55,7 +55,7 @@ class _AllKeys:
 
 def _parsed_splits(cfg: DataConfig, tokenizer: PianoRoll) -> dict[str, list[np.ndarray]]:
     splits = {name: list(pieces.values()) for name, pieces in
-              split_sequences(cfg, _AllKeys(tokenizer.frames_per_quarter)).items()}
+              split_sequences(cfg, _AllKeys(tokenizer.frames_per_quarter, tokenizer.sampling)).items()}
     dropped = sum(int(roll.sum()) - int(roll[:, tokenizer.low:tokenizer.high + 1].sum())
                   for rolls in splits.values() for roll in rolls)
     warn_dropped(cfg.source, dropped, tokenizer)
@@ -78,12 +78,12 @@ def transpositions(rolls: list[np.ndarray], low: int = -5, high: int = 6) -> lis
 
 
 def export_frames(source: str, path, frames_per_quarter: int = 2, low: int = 21, high: int = 108,
-                  cache_dir: str = "data/cache", val_fraction: float = 0.1) -> dict[str, int]:
-    """Quantise a music source (`bach`, a folder, files) to frames, split it by piece (seed 0) and write it
-    as a benchmark file. Returns the number of songs per split."""
+                  cache_dir: str = "data/cache", val_fraction: float = 0.1, sampling: str = "snap") -> dict[str, int]:
+    """Quantise a music source (`bach`, a folder, files) to frames (`sampling`: see PianoRoll), split it by
+    piece (seed 0) and write it as a benchmark file. Returns the number of songs per split."""
     cfg = DataConfig(source=source, tokenizer="pianoroll", cache_dir=cache_dir, val_fraction=val_fraction,
-                     frames_per_quarter=frames_per_quarter)
-    corpus = load_frame_corpus(cfg, PianoRoll(low, high, frames_per_quarter))
+                     frames_per_quarter=frames_per_quarter, frame_sampling=sampling)
+    corpus = load_frame_corpus(cfg, PianoRoll(low, high, frames_per_quarter, sampling))
     splits = {"train": corpus.train, "val": corpus.val, "test": corpus.test or []}
     write_benchmark_file(path, splits, low)
     return {name: len(songs) for name, songs in splits.items()}

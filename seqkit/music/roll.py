@@ -12,29 +12,44 @@ from seqkit.music.notes import Note, NoteList, sort_notes
 TICKS_PER_QUARTER = 480
 
 
+SAMPLINGS = ("snap", "start")
+
+
 class PianoRoll:
     """The "tokenizer" of frame models: keys low..high (MIDI numbers), `frames_per_quarter` frames per
-    quarter note. `vocab_size` is the number of keys, K."""
+    quarter note. `vocab_size` is the number of keys, K. `sampling` says which notes a frame holds:
+    "snap": every note, its onset and end snapped to the nearest frame (it lasts at least one);
+    "start": the notes sounding at the frame's start, as the published JSB Chorales set was made (a note
+    that starts and ends between two frame starts is left out)."""
 
-    def __init__(self, low: int = 21, high: int = 108, frames_per_quarter: int = 2):
+    def __init__(self, low: int = 21, high: int = 108, frames_per_quarter: int = 2, sampling: str = "snap"):
         if not (isinstance(low, int) and isinstance(high, int) and 0 <= low <= high <= 127):
             raise ValueError(f"piano-roll keys need integers 0 <= low <= high <= 127; got low={low}, high={high}")
         if not (isinstance(frames_per_quarter, int) and 1 <= frames_per_quarter <= 96):
             raise ValueError(f"frames_per_quarter must be an integer from 1 to 96, got {frames_per_quarter}")
-        self.low, self.high, self.frames_per_quarter = low, high, frames_per_quarter
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"frame sampling must be snap or start, got {sampling!r}")
+        self.low, self.high, self.frames_per_quarter, self.sampling = low, high, frames_per_quarter, sampling
         self.vocab_size = high - low + 1
 
     def saved_settings(self) -> dict:
-        return {"low": self.low, "high": self.high, "frames_per_quarter": self.frames_per_quarter}
+        return {"low": self.low, "high": self.high, "frames_per_quarter": self.frames_per_quarter,
+                "sampling": self.sampling}
 
     def notes_to_roll(self, notes) -> np.ndarray:
-        """(T, K) bool: a key is on in every frame its note sounds in. Onsets and ends snap to the nearest
-        frame (a note lasts at least one); notes outside low..high are left out. T covers every note."""
-        step = lambda quarters: math.floor(quarters * self.frames_per_quarter + 0.5)  # noqa: E731
+        """(T, K) bool: a key is on in every frame its note sounds in, as `sampling` counts it; notes outside
+        low..high are left out. T covers every note."""
+        fpq = self.frames_per_quarter
+        if self.sampling == "snap":
+            step = lambda quarters: math.floor(quarters * fpq + 0.5)  # noqa: E731
+            least = 1
+        else:  # the first frame starting at or after the onset, up to the first at or after the end
+            step = lambda quarters: math.ceil(quarters * fpq - 1e-6)  # noqa: E731
+            least = 0
         spans = []
         for note in notes:
             onset = max(0, step(note.start))
-            spans.append((note.pitch, onset, max(onset + 1, step(note.start + note.duration))))
+            spans.append((note.pitch, onset, max(onset + least, step(note.start + note.duration))))
         roll = np.zeros((max((end for _, _, end in spans), default=0), self.vocab_size), dtype=bool)
         for pitch, onset, end in spans:
             if self.low <= pitch <= self.high:
