@@ -143,6 +143,26 @@ def test_benchmark_file_written_and_read_back(chorale_file, tmp_path, suffix):
         assert all(np.array_equal(a, b) for a, b in zip(again[split], songs[split]))
 
 
+def test_augmented_training_songs_are_whole_transpositions(chorale_file):
+    from seqkit.config import DataConfig
+    from seqkit.music.frame_data import load_frame_corpus
+
+    songs = read_benchmark_file(chorale_file)
+    corpus = load_frame_corpus(DataConfig(source=str(chorale_file), tokenizer="pianoroll", augment=True))
+    same = lambda a, b: len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))  # noqa: E731
+    assert same(corpus.val, songs["val"]) and same(corpus.test, songs["test"])  # only training songs change
+    originals, extra = corpus.train[:8], corpus.train[8:]
+    assert same(originals, songs["train"])
+    shifts = []
+    for song in originals:  # every shift in -5..6 but 0 that keeps the song on the piano, in order
+        keys = np.nonzero(song.any(0))[0]
+        shifts += [(song, k) for k in range(-5, 7) if k and 0 <= keys[0] + k and keys[-1] + k < 88]
+    assert len(extra) == len(shifts) > 8 * 10
+    for (song, k), moved in zip(shifts, extra):
+        assert moved.sum() == song.sum() and np.array_equal(moved[:, max(k, 0):88 + min(k, 0)],
+                                                            song[:, max(-k, 0):88 - max(k, 0)])
+
+
 def test_jsb_style_pickle_of_pitch_numbers(tmp_path, capsys):
     song = [(60, 64, 67), (60, 64, 67), (), [62, 65, 12]]  # 12 is below the piano: dropped, and counted
     path = tmp_path / "jsb.pickle"
