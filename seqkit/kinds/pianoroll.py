@@ -35,8 +35,8 @@ class PianoRollKind(DataKind, PianoRoll):
 
     @classmethod
     def read_corpus(cls, cfg, fitted=None):
-        return load_frame_corpus(cfg, fitted or cls(frames_per_quarter=cfg.frames_per_quarter,
-                                                             sampling=cfg.frame_sampling))
+        tokenizer = fitted or cls(frames_per_quarter=cfg.frames_per_quarter, sampling=cfg.frame_sampling)
+        return load_frame_corpus(cfg, tokenizer)
 
     @classmethod
     def check_source(cls, source: str, is_music: bool) -> None:

@@ -10,9 +10,7 @@ from seqkit.io import atomic_path
 from seqkit.music.notes import Note, NoteList, sort_notes
 
 TICKS_PER_QUARTER = 480
-
-
-SAMPLINGS = ("snap", "start")
+SAMPLINGS = ("snap", "start")  # which notes a frame holds: see PianoRoll
 
 
 class PianoRoll:
@@ -28,7 +26,7 @@ class PianoRoll:
         if not (isinstance(frames_per_quarter, int) and 1 <= frames_per_quarter <= 96):
             raise ValueError(f"frames_per_quarter must be an integer from 1 to 96, got {frames_per_quarter}")
         if sampling not in SAMPLINGS:
-            raise ValueError(f"frame sampling must be snap or start, got {sampling!r}")
+            raise ValueError(f"frame sampling must be {' or '.join(SAMPLINGS)}, got {sampling!r}")
         self.low, self.high, self.frames_per_quarter, self.sampling = low, high, frames_per_quarter, sampling
         self.vocab_size = high - low + 1
 
