@@ -148,7 +148,7 @@ def test_augmented_training_songs_are_whole_transpositions(chorale_file):
     from seqkit.music.frame_data import load_frame_corpus
 
     songs = read_benchmark_file(chorale_file)
-    corpus = load_frame_corpus(DataConfig(source=str(chorale_file), tokenizer="pianoroll", augment=True))
+    corpus = load_frame_corpus(DataConfig(source=str(chorale_file), tokenizer="pianoroll", augment=True), PianoRoll())
     same = lambda a, b: len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))  # noqa: E731
     assert same(corpus.val, songs["val"]) and same(corpus.test, songs["test"])  # only training songs change
     originals, extra = corpus.train[:8], corpus.train[8:]

@@ -18,11 +18,12 @@ from seqkit.music.roll import PianoRoll
 FRAME_CACHE_FORMAT = 1  # bump when the same file and settings would give a different roll
 
 
-def load_frame_corpus(cfg: DataConfig, tokenizer: PianoRoll | None = None) -> Corpus:
-    """Songs of `cfg.source` as lists of (T, K) uint8 rolls per split. A benchmark file keeps its own
-    split (and its own frame rate: set `frames_per_quarter` to it, 1 for the quarter-note JSB set, so
-    written MIDI keeps time); music files are split by piece, seed 0, as `seqkit.music.data` does."""
-    tokenizer = tokenizer or PianoRoll(frames_per_quarter=cfg.frames_per_quarter, sampling=cfg.frame_sampling)
+def load_frame_corpus(cfg: DataConfig, tokenizer: PianoRoll) -> Corpus:
+    """Songs of `cfg.source` as lists of (T, K) uint8 rolls per split, read with `tokenizer`'s keys, frame
+    rate and sampling (PianoRollKind.read_corpus builds it from `cfg`, or passes a trained run's). A
+    benchmark file keeps its own split (and its own frame rate: set `frames_per_quarter` to it, 1 for the
+    quarter-note JSB set, so written MIDI keeps time); music files are split by piece, seed 0, as
+    `seqkit.music.data` does."""
     if Path(cfg.source).suffix.lower() in BENCHMARK_SUFFIXES:
         splits = read_benchmark_file(cfg.source, tokenizer)
     else:
@@ -82,7 +83,7 @@ def export_frames(source: str, path, frames_per_quarter: int = 2, low: int = 21,
     """Quantise a music source (`bach`, a folder, files) to frames (`sampling`: see PianoRoll), split it by
     piece (seed 0) and write it as a benchmark file. Returns the number of songs per split."""
     cfg = DataConfig(source=source, tokenizer="pianoroll", cache_dir=cache_dir, val_fraction=val_fraction,
-                     frames_per_quarter=frames_per_quarter, frame_sampling=sampling)
+                     frames_per_quarter=frames_per_quarter)
     corpus = load_frame_corpus(cfg, PianoRoll(low, high, frames_per_quarter, sampling))
     splits = {"train": corpus.train, "val": corpus.val, "test": corpus.test or []}
     write_benchmark_file(path, splits, low)
