@@ -10,6 +10,7 @@ import yaml
 
 from seqkit.models import ModelConfig
 from seqkit.music.roll import SAMPLINGS
+from seqkit.music.tokenizer import KEY_ESTIMATES
 
 
 @dataclass
@@ -32,7 +33,8 @@ class DataConfig:
     max_duration_quarters: int = 8  # midi: longer notes are cut to this
     pitch_low: int = 0            # midi: notes outside pitch_low..pitch_high are left out
     pitch_high: int = 127
-    normalize_key: bool = False   # midi: transpose each piece so its opening bars are in C major / A minor
+    normalize_key: bool = False   # midi: transpose each piece by its opening bars, into C major / A minor
+    key_estimate: str = "scale"   # midi: how: scale (most of the opening on C major's scale) | krumhansl (its key)
 
 
 @dataclass
@@ -147,6 +149,7 @@ REQUIREMENTS = {
     "data.frames_per_quarter": between(1, 96), "data.frame_sampling": (lambda v: v in SAMPLINGS, " or ".join(SAMPLINGS)),
     "data.grid": between(1, 96), "data.velocity_bins": between(0, 127),
     "data.max_duration_quarters": at_least(1), "data.pitch_low": between(0, 127), "data.pitch_high": between(0, 127),
+    "data.key_estimate": (lambda v: v in KEY_ESTIMATES, " or ".join(KEY_ESTIMATES)),
 }
 
 

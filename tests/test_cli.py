@@ -73,6 +73,7 @@ def test_tokenize_round_trip(text_file, tmp_path):
     (["train", "{text}", "--set", "data.frame_sampling=middle"], "data.frame_sampling must be snap or start"),
     (["export-frames", "bach", "never-written.npz", "--sampling", "middle"], "frame sampling must be snap or start"),
     (["train", "{text}", "--set", "data.augment=true", "--set", "data.normalize_key=true"], "set one of them"),
+    (["train", "{text}", "--set", "data.key_estimate=fifths"], "data.key_estimate must be scale or krumhansl"),
     (["train", "{text}", "--tokenizer", "bpe", "--vocab-size", "10"], "--vocab-size"),
 ])
 def test_bad_input_is_one_line_and_exit_1(args, message, text_file, tmp_path):

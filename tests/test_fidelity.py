@@ -48,12 +48,15 @@ def test_programs_keep_parts_in_unison_apart():
 
 
 def test_a_key_normalised_round_trip_is_exact_at_the_new_pitches_and_says_so():
-    score = corpus.parse("bach/bwv10.7", forceSource=True)  # G minor, but its first 4 bars read as F major
+    score = corpus.parse("bach/bwv10.7", forceSource=True)  # G minor; Krumhansl-Schmuckler reads bars 1-4 as F major
     notes = MidiTokenizer().notes_from_score(score)
-    plain, moved = (round_trip_fidelity(notes, MidiTokenizer(programs=True, normalize_key=key)) for key in (False, True))
-    assert moved.transposed == -5 and plain.transposed == 0
-    assert moved.exact == plain.exact > 0.9 * len(notes)
-    assert fidelity_lines(moved)[1] == "  transposed by -5 semitones (normalize_key: the opening in C major or A minor)"
+    plain = round_trip_fidelity(notes, MidiTokenizer(programs=True))
+    moved, by_key = (round_trip_fidelity(notes, MidiTokenizer(programs=True, normalize_key=True, key_estimate=estimate))
+                     for estimate in ("scale", "krumhansl"))
+    assert (plain.transposed, moved.transposed, by_key.transposed) == (0, 2, -5)  # G minor to A minor; "F major" to C
+    assert moved.exact == by_key.exact == plain.exact > 0.9 * len(notes)
+    assert fidelity_lines(moved)[1] == "  transposed by +2 semitones (normalize_key: the opening onto C major's scale)"
+    assert fidelity_lines(by_key)[1] == "  transposed by -5 semitones (normalize_key: the opening in C major or A minor)"
 
 
 def onsets(notes):

@@ -9,10 +9,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from music21 import converter, corpus
 
+from seqkit.kinds import kind_from_dict
+from seqkit.kinds.midi import MidiKind
 from seqkit.music.corpus import augment_transpositions, bach_pieces, music_files, split_pieces, tokenize_pieces
 from seqkit.music.notes import Note, NoteArrays, NoteList, changes_only, transpose_notes
 from seqkit.music.pianoroll import plot_comparison, plot_pianoroll
-from seqkit.music.tokenizer import TEMPOS, MidiTokenizer
+from seqkit.music.tokenizer import TEMPOS, MidiTokenizer, scale_shift
 
 # without repeat signs: music21 writes repeats out in MIDI, while we read scores as notated
 CHORALES = ["bach/bwv10.7", "bach/bwv194.12", "bach/bwv122.6"]  # 4/4 with a pickup, 3/4 with one, 3/4
@@ -317,6 +319,23 @@ def test_normalize_key_moves_the_opening_bars_to_c_major_or_a_minor():
     d_minor = NoteList([Note(p, i, 1) for i, p in enumerate([62, 64, 65, 67, 69, 70, 73, 74, 69, 65, 62, 57])])
     assert tokenizer.key_shift(NoteArrays.of(d_minor)) == -5            # D minor → A minor: down a fourth
     assert MidiTokenizer().key_shift(NoteArrays.of(notes)) == 0         # off by default
+
+
+def test_the_scale_key_estimate_keeps_an_opening_on_its_dominant_on_the_white_keys():
+    dominant = [67, 71, 74] * 4 + [60, 62, 64, 65, 69, 65, 65]           # C major's notes, mostly G-B-D
+    piece = NoteArrays.of([Note(p, i / 2, 0.5) for i, p in enumerate(dominant)])
+    assert MidiTokenizer(normalize_key=True).key_shift(piece) == 0      # already on C major's scale
+    assert MidiTokenizer(normalize_key=True, key_estimate="krumhansl").key_shift(piece) == 5  # "G major"
+    a_minor = [69, 71, 72, 74, 76, 77, 80, 81, 64, 68, 71, 76]          # one black key: G sharp
+    assert scale_shift(np.bincount(np.array(a_minor) % 12, minlength=12)) == 0
+    assert scale_shift(np.zeros(12)) == 0
+
+
+def test_runs_saved_before_the_scale_estimate_keep_krumhansl():
+    saved = json.loads(json.dumps(MidiKind(normalize_key=True).to_dict()))
+    assert kind_from_dict(saved).settings.key_estimate == "scale"
+    del saved["key_estimate"]
+    assert kind_from_dict(saved).settings.key_estimate == "krumhansl"
 
 
 # --- pictures ------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from seqkit.music.tokenizer import MidiTokenizer
 
 # data.* config fields that describe a new MIDI tokenizer (a trained run's tokenizer.json is the truth)
 CONFIG_FIELDS = ("grid", "velocity_bins", "tempo", "time_signature", "programs", "max_duration_quarters",
-                 "pitch_low", "pitch_high", "normalize_key")
+                 "pitch_low", "pitch_high", "normalize_key", "key_estimate")
 
 
 class MidiKind(DataKind, MidiTokenizer):
@@ -24,6 +24,10 @@ class MidiKind(DataKind, MidiTokenizer):
 
     def saved_settings(self) -> dict:
         return asdict(self.settings)
+
+    @classmethod
+    def from_saved(cls, settings: dict) -> MidiKind:
+        return cls(**{"key_estimate": "krumhansl", **settings})  # saved before "scale" came: as its pieces were moved
 
     @classmethod
     def read_corpus(cls, cfg, fitted=None):

@@ -92,7 +92,8 @@ def fidelity_lines(counts: Fidelity) -> list[str]:
         (counts.out_of_range, "dropped", f"pitch outside {s.pitch_low}..{s.pitch_high}"),
         (counts.drums, "drum notes skipped", "MIDI channel 10"),
     ]
-    transposed = [f"  transposed by {counts.transposed:+d} semitones (normalize_key: the opening in C major or "
-                  "A minor)"] if counts.transposed else []
+    where = "onto C major's scale" if s.key_estimate == "scale" else "in C major or A minor"
+    transposed = [f"  transposed by {counts.transposed:+d} semitones (normalize_key: the opening {where})"
+                  ] if counts.transposed else []
     return [f"round trip: {counts.exact} of {counts.notes} notes exact", *transposed] + [
         f"  {label}: {count} ({why})" for count, label, why in reasons if count]

@@ -9,8 +9,9 @@ Each bar opens with `Bar` (an empty bar is a lone `Bar`); `Position_i` is the on
 `Position` token. TimeSig follows `Bar` when the time signature changes and Tempo follows `Position`
 when the tempo does; TimeSig, Tempo, Program and Velocity tokens exist only when their setting is on.
 Without time-signature tokens every bar is 4/4. With `normalize_key` every piece is first transposed
-(-5..+6 semitones) so that the key of its first KEY_BARS bars is C major or A minor: a model then learns one
-key instead of twelve.
+(-5..+6 semitones) so that its first KEY_BARS bars lie on C major's scale (A minor's too) as far as they can,
+`key_estimate="scale"`, or so that their Krumhansl-Schmuckler key is C major or A minor, `"krumhansl"`: a
+model then learns one key instead of twelve.
 
 The default grid, 12 steps per quarter note, keeps sixteenths and eighth-note triplets; 24 also keeps
 thirty-seconds and sixteenth triplets; 4 keeps sixteenths only. `seqkit.music.fidelity` counts what a
@@ -36,6 +37,8 @@ TEMPOS = tuple(range(40, 241, 10))  # quarter notes per minute; others snap to t
 DENOMINATORS = (2, 4, 8)
 KEY_BARS = 4  # normalize_key reads the key of this many opening bars (the song demo's prompt), no further
 REFERENCE_TONIC = {"major": 0, "minor": 9}  # C major, A minor: the same notes
+WHITE_KEYS = np.isin(np.arange(12), (0, 2, 4, 5, 7, 9, 11))  # C major's scale
+KEY_ESTIMATES = ("scale", "krumhansl")
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class MidiSettings:
     time_signature: bool = True
     programs: bool = False          # a Program token before each note, for multi-instrument files
     normalize_key: bool = False     # transpose each piece so its opening bars are in C major or A minor
+    key_estimate: str = "scale"     # how normalize_key reads the opening's key: one of KEY_ESTIMATES
 
     def __post_init__(self):
         whole = lambda value, low, high=None: (  # noqa: E731
@@ -61,10 +65,32 @@ class MidiSettings:
             ("pitch_low", whole(self.pitch_low, 0, self.pitch_high), "an integer from 0 to pitch_high"),
             ("pitch_high", whole(self.pitch_high, self.pitch_low, 127), "an integer from pitch_low to 127"),
             ("velocity_bins", whole(self.velocity_bins, 0, 127), "an integer from 0 (off) to 127"),
+            ("key_estimate", self.key_estimate in KEY_ESTIMATES, " or ".join(KEY_ESTIMATES)),
         ]
         for name, ok, requirement in checks:
             if not ok:
                 raise ValueError(f"MIDI tokenizer setting {name} must be {requirement}, got {getattr(self, name)!r}")
+
+
+def krumhansl_shift(histogram: np.ndarray) -> int | None:
+    """Semitones (-5..6) that move the Krumhansl-Schmuckler key of a pitch-class histogram to C major or A
+    minor; None if it has no clear key."""
+    key = key_of_histogram(histogram)
+    return None if key is None else (REFERENCE_TONIC[key[1]] - key[0] + 5) % 12 - 5
+
+
+def scale_shift(histogram: np.ndarray) -> int:
+    """Semitones (-5..6) that move the largest share of a pitch-class histogram onto C major's scale (the
+    white keys); among equal shares, `krumhansl_shift` if it is one of them, else the smallest. 0 for an
+    empty histogram. More robust than the key itself over a few bars, which a cadence on the dominant or a
+    passing modulation can pull a fifth away (the Bach chorales: see the README, "Song demo")."""
+    if not histogram.any():
+        return 0
+    shifts = sorted(range(-5, 7), key=abs)
+    shares = [np.roll(histogram, shift)[WHITE_KEYS].sum() for shift in shifts]
+    best = [shift for shift, share in zip(shifts, shares) if share >= max(shares) - 1e-9 * histogram.sum()]
+    by_key = krumhansl_shift(histogram)
+    return by_key if by_key in best else best[0]
 
 
 class MidiTokenizer:
@@ -201,14 +227,16 @@ class MidiTokenizer:
         return np.concatenate([[self.bos_id], tokens[tokens >= 0], [self.eos_id]])
 
     def key_shift(self, piece: NoteArrays) -> int:
-        """Semitones (-5..6) that `normalize_key` moves `piece` by: its first KEY_BARS bars' key to C major
-        or A minor. 0 when the setting is off or those bars hold no clear key."""
+        """Semitones (-5..6) that `normalize_key` moves `piece` by: its first KEY_BARS bars onto C major's
+        scale (`scale_shift`), or their key to C major or A minor (`krumhansl_shift`), as `key_estimate`
+        says. 0 when the setting is off or those bars hold no clear key."""
         if not self.settings.normalize_key:
             return 0
         opening = piece.start < bar_start(piece.time_signatures, KEY_BARS)
         histogram = np.bincount(piece.pitch[opening] % 12, weights=piece.duration[opening], minlength=12)
-        key = key_of_histogram(histogram)
-        return 0 if key is None else (REFERENCE_TONIC[key[1]] - key[0] + 5) % 12 - 5
+        if self.settings.key_estimate == "scale":
+            return scale_shift(histogram)
+        return krumhansl_shift(histogram) or 0
 
     def key_shift_of_file(self, path) -> int:
         """`key_shift` of a music file: what its tokens were transposed by (the file is read only if that can
