@@ -14,7 +14,7 @@ from seqkit.kinds.midi import MidiKind
 from seqkit.music.corpus import augment_transpositions, bach_pieces, music_files, split_pieces, tokenize_pieces
 from seqkit.music.notes import Note, NoteArrays, NoteList, changes_only, transpose_notes
 from seqkit.music.pianoroll import plot_comparison, plot_pianoroll
-from seqkit.music.tokenizer import TEMPOS, MidiTokenizer, scale_shift
+from seqkit.music.tokenizer import TEMPOS, MidiTokenizer, krumhansl_shift, scale_shift
 
 # without repeat signs: music21 writes repeats out in MIDI, while we read scores as notated
 CHORALES = ["bach/bwv10.7", "bach/bwv194.12", "bach/bwv122.6"]  # 4/4 with a pickup, 3/4 with one, 3/4
@@ -326,8 +326,9 @@ def test_the_scale_key_estimate_keeps_an_opening_on_its_dominant_on_the_white_ke
     piece = NoteArrays.of([Note(p, i / 2, 0.5) for i, p in enumerate(dominant)])
     assert MidiTokenizer(normalize_key=True).key_shift(piece) == 0      # already on C major's scale
     assert MidiTokenizer(normalize_key=True, key_estimate="krumhansl").key_shift(piece) == 5  # "G major"
-    a_minor = [69, 71, 72, 74, 76, 77, 80, 81, 64, 68, 71, 76]          # one black key: G sharp
-    assert scale_shift(np.bincount(np.array(a_minor) % 12, minlength=12)) == 0
+    a_minor = np.bincount(np.array([69, 71, 72, 74, 76, 77, 80, 81, 64, 68, 71, 76]) % 12, minlength=12)
+    assert scale_shift(a_minor) == 0                                    # one black key: G sharp
+    assert krumhansl_shift(a_minor) == -4                               # its key: "E major"
     assert scale_shift(np.zeros(12)) == 0
 
 
