@@ -4,6 +4,7 @@ from music21 import converter
 from typer.testing import CliRunner
 
 from seqkit.cli import app
+from seqkit.music.notes import NoteList
 from seqkit.music.tokenizer import MidiTokenizer
 
 runner = CliRunner()
@@ -52,6 +53,23 @@ def test_generated_music_keeps_the_prompt(songs, tmp_path, normalize_key):
         written = tok.read_notes(tmp_path / f"x_{i}.mid")
         for note in original:  # the first two bars come back exactly (continuations start after them)
             assert note in written
+
+
+def test_a_short_prompt_is_moved_into_key_by_its_own_bars(songs, tmp_path):
+    run = tmp_path / "run"
+    assert invoke("train", songs / "chorales", "--model", "lstm", "--out", run, "--set", "data.normalize_key=true",
+                  "--set", f"data.cache_dir={tmp_path / 'cache'}", *TINY).exit_code == 0
+    tok, keyed = MidiTokenizer(), MidiTokenizer(normalize_key=True)
+    prompt = sorted((songs / "chorales").glob("bwv*.mid"))[0]
+    notes = tok.read_notes(prompt)
+    other = tmp_path / "other.mid"  # the same two bars, then the rest a tritone higher
+    tok.write_midi(NoteList([n._replace(pitch=n.pitch + 6) if n.start >= 8 else n for n in notes],
+                            notes.time_signatures, notes.tempos), other)
+    assert keyed.key_shift_of_file(prompt) != keyed.key_shift_of_file(other)  # four bars read: bars 3-4 count
+    for name, song in (("a", prompt), ("b", other)):
+        assert invoke("generate", run, "--prompt-file", song, "--bars", "2", "--out", tmp_path / f"{name}.mid",
+                      "--max-new-tokens", "30", "--min-new-tokens", "30", "--seed", "0").exit_code == 0
+    assert tok.read_notes(tmp_path / "a.mid") == tok.read_notes(tmp_path / "b.mid")
 
 
 def test_tokenize_midi_round_trip(songs, tmp_path):

@@ -40,7 +40,9 @@ def generate_music(trained, prompt_file: Path | None, bars: int, out: Path, **sa
     """Write one MIDI file (+ PNG piano roll beside it) per sample; returns the MIDI paths."""
     tokenizer = trained.tokenizer
     check_midi_name(out)
-    ids, shift = tokenizer.encode_keyed(tokenizer.read_piece(prompt_file)) if prompt_file else ([tokenizer.bos_id], 0)
+    ids, shift = [tokenizer.bos_id], 0
+    if prompt_file:  # normalize_key reads the key from the prompt's bars alone
+        ids, shift = tokenizer.encode_keyed(tokenizer.read_piece(prompt_file), key_bars=bars)
     prompt = opening_bars(tokenizer, ids, bars)
     samples = trained.generate_ids(prompt, **sampling)
     paths = numbered(out, len(samples))

@@ -190,11 +190,11 @@ class MidiTokenizer:
         short there, as MIDI would."""
         return self.encode_keyed(notes)[0]
 
-    def encode_keyed(self, notes) -> tuple[list[int], int]:
-        """`encode_notes`, and the semitones `normalize_key` moved the notes by (0 when it is off): one key
-        estimate for a caller that needs both."""
+    def encode_keyed(self, notes, key_bars: int = KEY_BARS) -> tuple[list[int], int]:
+        """`encode_notes`, and the semitones `normalize_key` moved the notes by (0 when it is off; read from
+        the first `key_bars` bars, at most KEY_BARS): one key estimate for a caller that needs both."""
         piece = notes if isinstance(notes, NoteArrays) else NoteArrays.of(notes)
-        shift = self.key_shift(piece)
+        shift = self.key_shift(piece, key_bars)
         return self._encode(piece._replace(pitch=piece.pitch + shift) if shift else piece).tolist(), shift
 
     def _encode(self, piece: NoteArrays) -> np.ndarray:
@@ -226,13 +226,14 @@ class MidiTokenizer:
         tokens = np.concatenate([bars, events])[order].ravel()
         return np.concatenate([[self.bos_id], tokens[tokens >= 0], [self.eos_id]])
 
-    def key_shift(self, piece: NoteArrays) -> int:
-        """Semitones (-5..6) that `normalize_key` moves `piece` by: its first KEY_BARS bars onto C major's
-        scale (`scale_shift`), or their key to C major or A minor (`krumhansl_shift`), as `key_estimate`
-        says. 0 when the setting is off or those bars hold no clear key."""
+    def key_shift(self, piece: NoteArrays, bars: int = KEY_BARS) -> int:
+        """Semitones (-5..6) that `normalize_key` moves `piece` by: its first `bars` bars, at most KEY_BARS (as
+        every piece is read for training; fewer for a shorter prompt, never the music after it), onto C
+        major's scale (`scale_shift`), or their key to C major or A minor (`krumhansl_shift`), as
+        `key_estimate` says. 0 when the setting is off or those bars hold no clear key."""
         if not self.settings.normalize_key:
             return 0
-        opening = piece.start < bar_start(piece.time_signatures, KEY_BARS)
+        opening = piece.start < bar_start(piece.time_signatures, min(bars, KEY_BARS))
         histogram = np.bincount(piece.pitch[opening] % 12, weights=piece.duration[opening], minlength=12)
         if self.settings.key_estimate == "scale":
             return scale_shift(histogram)
