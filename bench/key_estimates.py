@@ -19,7 +19,7 @@ def main() -> None:
     tokenizers = {name: MidiTokenizer(normalize_key=True, key_estimate=name) for name in KEY_ESTIMATES}
     shares = {name: [] for name in KEY_ESTIMATES}
     for path in bach_pieces():
-        piece = next(iter(tokenizers.values())).read_piece(path)
+        piece = MidiTokenizer().read_piece(path)
         after = piece.start >= bar_start(piece.time_signatures, KEY_BARS)
         for name, tokenizer in tokenizers.items():
             pitch_classes = (piece.pitch[after] + tokenizer.key_shift(piece)) % 12

@@ -35,7 +35,7 @@ SCORE_SUFFIXES = (".xml", ".musicxml", ".mxl", ".krn", ".abc")
 SPECIALS = ("PAD", "BOS", "EOS")
 TEMPOS = tuple(range(40, 241, 10))  # quarter notes per minute; others snap to the nearest
 DENOMINATORS = (2, 4, 8)
-KEY_BARS = 4  # normalize_key reads the key of this many opening bars (the song demo's prompt), no further
+KEY_BARS = 4  # normalize_key reads the key of at most this many opening bars (the song demo's prompt)
 REFERENCE_TONIC = {"major": 0, "minor": 9}  # C major, A minor: the same notes
 WHITE_KEYS = np.isin(np.arange(12), (0, 2, 4, 5, 7, 9, 11))  # C major's scale
 KEY_ESTIMATES = ("scale", "krumhansl")
@@ -89,6 +89,8 @@ def scale_shift(histogram: np.ndarray) -> int:
     shifts = sorted(range(-5, 7), key=abs)
     shares = [np.roll(histogram, shift)[WHITE_KEYS].sum() for shift in shifts]
     best = [shift for shift, share in zip(shifts, shares) if share >= max(shares) - 1e-9 * histogram.sum()]
+    if len(best) == 1:
+        return best[0]
     by_key = krumhansl_shift(histogram)
     return by_key if by_key in best else best[0]
 
