@@ -20,10 +20,12 @@ import time
 import warnings
 from pathlib import Path
 
+from seqkit.music.near_copies import SPLIT_VERSION
+
 warnings.filterwarnings("ignore")
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = ROOT.parent / "shared" / "data" / "poly"
-CHORALES = ROOT / "data" / "cache" / "bench" / "chorales_q_start.npz"
+CHORALES = ROOT / "data" / "cache" / "bench" / f"chorales_q_start_split{SPLIT_VERSION}.npz"  # a new split: a new file
 
 # set -> file names tried in --data-dir (chorales: exported from the `bach` built-in instead)
 SET_FILES = {

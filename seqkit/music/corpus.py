@@ -6,9 +6,7 @@ import hashlib
 import json
 import os
 import random
-import re
 import sys
-import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -16,13 +14,10 @@ import numpy as np
 from tqdm import tqdm
 
 from seqkit.io import atomic_path
+from seqkit.music.near_copies import musicxml_part_pitches
 from seqkit.music.tokenizer import MIDI_SUFFIXES, SCORE_SUFFIXES, MidiTokenizer
 
 CACHE_FORMAT = 2  # bump when the same settings would tokenise differently (2: symusic reads MIDI files)
-
-_PART = re.compile(rb"<part[\s>]")
-_STEP_SEMITONES = {b"C": 0, b"D": 2, b"E": 4, b"F": 5, b"G": 7, b"A": 9, b"B": 11}
-_PITCH = re.compile(rb"<step>\s*([A-G])\s*</step>\s*(?:<alter>\s*([-+.\d]+)\s*</alter>\s*)?<octave>\s*(\d+)")
 
 
 # --- pieces --------------------------------------------------------------------------------------
@@ -43,26 +38,11 @@ def _bach_pieces() -> tuple[str, ...]:
 
     seen, pieces = set(), []
     for path in sorted(str(p) for p in corpus.getComposer("bach") if p.suffix in (".mxl", ".xml")):
-        parts = _musicxml_part_pitches(Path(path))
+        parts = musicxml_part_pitches(Path(path))
         if len(parts) == 4 and parts not in seen:
             seen.add(parts)
             pieces.append(path)
     return tuple(pieces)
-
-
-def _musicxml_part_pitches(path: Path) -> tuple:
-    """Per part, its sequence of pitches (as sounding, whatever the spelling): a fingerprint of the music,
-    blind to layout, titles and how a file encodes durations."""
-    if path.suffix == ".mxl":
-        with zipfile.ZipFile(path) as archive:
-            container = archive.read("META-INF/container.xml")
-            root_file = re.search(rb'full-path="([^"]+)"', container).group(1).decode()
-            xml = archive.read(root_file)
-    else:
-        xml = path.read_bytes()
-    return tuple(tuple(_STEP_SEMITONES[step] + round(float(alter or 0)) + 12 * int(octave)
-                       for step, alter, octave in _PITCH.findall(part))
-                 for part in _PART.split(xml)[1:])
 
 
 def music_files(folder_or_file) -> list[Path]:
@@ -81,20 +61,40 @@ def music_files(folder_or_file) -> list[Path]:
     return files
 
 
-def split_pieces(pieces, seed: int = 0, val: float = 0.1, test: float = 0.1) -> dict[str, list]:
-    """Split whole pieces (never positions within one) into train/val/test with a seeded shuffle.
+def split_pieces(pieces, seed: int = 0, val: float = 0.1, test: float = 0.1, groups=None) -> dict[str, list]:
+    """Split whole pieces (never positions within one) into train/val/test with a seeded shuffle, each
+    group of `groups` (lists of pieces, e.g. `near_copy_groups`; a piece in none is its own group) on one
+    side: the groups, shuffled, fill val then test up to their share of pieces where they fit, and the
+    rest train (the smallest of those goes to val or test if none fitted). With no groups this is a plain
+    shuffle of the pieces.
 
-    The result depends only on the set of pieces and the seed, not on their order. A non-zero fraction
-    gets at least one piece."""
+    The result depends only on the pieces, the groups and the seed, not on their order. A non-zero
+    fraction gets at least one piece."""
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
         raise ValueError(f"val={val} and test={test} must be fractions in [0, 1) that add up to less than 1")
-    shuffled = sorted(pieces, key=str)
-    random.Random(seed).shuffle(shuffled)
-    n_val, n_test = (max(1, round(f * len(shuffled))) if f > 0 else 0 for f in (val, test))
-    if n_val + n_test >= len(shuffled):
-        raise ValueError(f"{len(shuffled)} pieces are too few for val={val}, test={test} and a training set; "
+    pieces = sorted(pieces, key=str)
+    n_val, n_test = (max(1, round(f * len(pieces))) if f > 0 else 0 for f in (val, test))
+    if n_val + n_test >= len(pieces):
+        raise ValueError(f"{len(pieces)} pieces are too few for val={val}, test={test} and a training set; "
                          "add pieces or set val/test to 0")
-    return {"train": shuffled[n_val + n_test:], "val": shuffled[:n_val], "test": shuffled[n_val:n_val + n_test]}
+    grouped = {str(piece) for group in groups or () for piece in group}
+    shuffled = sorted([sorted(group, key=str) for group in groups or ()] +
+                      [[piece] for piece in pieces if str(piece) not in grouped], key=lambda g: str(g[0]))
+    random.Random(seed).shuffle(shuffled)
+    splits = {"val": [], "test": [], "train": []}
+    size = {"val": n_val, "test": n_test}
+    for group in shuffled:
+        name = next((n for n in ("val", "test") if sum(map(len, splits[n])) + len(group) <= size[n]), "train")
+        splits[name].append(group)
+    for name in ("val", "test"):
+        if size[name] and not splits[name] and len(splits["train"]) > 1:  # none fitted: the smallest goes
+            smallest = min(range(len(splits["train"])), key=lambda i: len(splits["train"][i]))
+            splits[name].append(splits["train"].pop(smallest))
+    splits = {name: [piece for group in kept for piece in group] for name, kept in splits.items()}
+    if not splits["train"]:
+        raise ValueError(f"{len(pieces)} pieces in {len(shuffled)} groups of near-copies are too few for "
+                         f"val={val}, test={test} and a training set; add pieces or set val/test to 0")
+    return {"train": splits["train"], "val": splits["val"], "test": splits["test"]}
 
 
 # --- tokenising ----------------------------------------------------------------------------------

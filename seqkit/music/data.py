@@ -9,6 +9,7 @@ from seqkit.config import DataConfig
 from seqkit.data import Corpus
 from seqkit.io import warn
 from seqkit.music.corpus import augment_transpositions, bach_pieces, music_files, split_pieces, tokenize_pieces
+from seqkit.music.near_copies import near_copy_groups
 from seqkit.music.tokenizer import MidiTokenizer
 
 
@@ -18,7 +19,8 @@ def corpus_pieces(source: str) -> list[str]:
 
 def split_sequences(cfg: DataConfig, tokenizer, progress: bool = True) -> dict[str, dict[str, np.ndarray]]:
     """{split: {piece: token ids}}: train/val/test by piece with a fixed seed (val and test each get
-    `val_fraction` of the pieces); one pool of workers tokenises all, unreadable files are skipped."""
+    `val_fraction` of the pieces), near-copies of a piece on its side (`near_copies`); one pool of workers
+    tokenises all, unreadable files are skipped."""
     pieces = corpus_pieces(cfg.source)
     sequences, skipped = tokenize_pieces(pieces, tokenizer, Path(cfg.cache_dir) / "music", cfg.workers or None,
                                          progress=progress)
@@ -32,8 +34,15 @@ def split_sequences(cfg: DataConfig, tokenizer, progress: bool = True) -> dict[s
         whole = np.concatenate(sequences)
         n_val = max(int(len(whole) * cfg.val_fraction), 1)
         return {"train": {cfg.source: whole[:-n_val]}, "val": {cfg.source: whole[-n_val:]}, "test": {}}
-    splits = split_pieces(readable, seed=0, val=cfg.val_fraction, test=cfg.val_fraction)
+    splits = split_corpus(readable, cfg)
     return {name: {p: by_piece[p] for p in names} for name, names in splits.items()}
+
+
+def split_corpus(pieces: list[str], cfg: DataConfig) -> dict[str, list[str]]:
+    """The pieces as train/val/test, seed 0, val and test each `val_fraction` of them, every group of
+    near-copies on one side: the split every music run, the demos and the frame export use."""
+    groups = near_copy_groups(pieces, Path(cfg.cache_dir) / "music")
+    return split_pieces(pieces, seed=0, val=cfg.val_fraction, test=cfg.val_fraction, groups=groups)
 
 
 def load_music_corpus(cfg: DataConfig, tokenizer: MidiTokenizer) -> Corpus:

@@ -2,22 +2,26 @@
 their opening bars — scored against the truth and two baselines, written as MIDI and piano rolls."""
 from __future__ import annotations
 
+import json
 import math
+import shutil
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from seqkit.io import warn
+from seqkit.io import atomic_path, warn
 from seqkit.kinds.base import scored_log_probs
 from seqkit.music.audio import AUTO, render_wav
 from seqkit.music.generate import opening_bars, until_eos
+from seqkit.music.near_copies import SPLIT_VERSION
 from seqkit.music.notes import transpose_notes
 from seqkit.music.pianoroll import plot_comparison
 from seqkit.music.stats import COLUMNS, continuation_rows, format_table, sample_continuations
 from seqkit.presets import PRESETS, preset
 
 DEMO_FAMILY = "transformer"
+SPLIT_STAMP = "split.json"  # which split of the songs the demo's model was trained on
 DEMO_SAMPLING = {"temperature": 1.0, "top_p": 0.95}  # chosen by measurement: see the README, "Song demo"
 
 
@@ -119,14 +123,21 @@ def predict_song(model: str = DEMO_FAMILY, steps: int | None = None, bars: int =
 
     count(pieces, 0), count(examples, 0)  # bad input fails before training
     run_dir = out / f"{model}-{Path(data).stem}"
-    if (run_dir / "model.pt").is_file():
+    if (run_dir / "model.pt").is_file() and trained_on_this_split(run_dir):
         echo(f"reusing the trained model in {run_dir}")
     else:
+        if (run_dir / "model.pt").is_file():  # trained on an older split: its held-out songs may have been trained on
+            old = run_dir.with_name(f"{run_dir.name}-split{SPLIT_VERSION - 1}")
+            shutil.rmtree(old, ignore_errors=True)
+            run_dir.rename(old)
+            echo(f"{run_dir} was trained on an older split of the songs; moved to {old}, training anew")
         cfg = demo_config(model, steps, run_dir, data)
         cfg.train.wandb = wandb
         for key, value in overrides.items():
             set_value(cfg, key, value)
         seqkit.train(cfg)
+        with atomic_path(run_dir / SPLIT_STAMP) as tmp:
+            tmp.write_text(json.dumps({"split_version": SPLIT_VERSION}))
     trained = seqkit.load(run_dir)
     tokenizer = trained.tokenizer
     splits = split_sequences(trained.config.data, tokenizer)
@@ -172,6 +183,14 @@ def predict_song(model: str = DEMO_FAMILY, steps: int | None = None, bars: int =
     if wandb:
         log_to_wandb(run_dir, scores, rows, [f for f in files if f.endswith(".png")], [f for f in files if f.endswith(".wav")])
     return {"run_dir": run_dir, "scores": scores, "music": rows, "files": files}
+
+
+def trained_on_this_split(run_dir: Path) -> bool:
+    """Whether the demo's model in `run_dir` was trained on the split seqkit makes now."""
+    try:
+        return json.loads((run_dir / SPLIT_STAMP).read_text()).get("split_version") == SPLIT_VERSION
+    except (OSError, ValueError):
+        return False
 
 
 def count(value: int | str, available: int) -> int:
