@@ -1,4 +1,5 @@
 """Piano-roll frames: the codec, benchmark files, masked batches, the frame kind, every family end to end."""
+import json
 import math
 import pickle
 import shutil
@@ -13,9 +14,10 @@ from typer.testing import CliRunner
 import seqkit
 from conftest import tiny_config
 from seqkit.cli import app
+from seqkit.config import RunConfig
 from seqkit.models import FAMILIES, ModelConfig, build_model
 from seqkit.generate import generate_steps, seeded_generator
-from seqkit.kinds import kind_from_dict
+from seqkit.kinds import kind_from_dict, load_corpus
 from seqkit.kinds.pianoroll import PianoRollKind as PianoRoll
 from seqkit.music.benchmark_file import read_benchmark_file, write_benchmark_file
 from seqkit.music.corpus import bach_pieces
@@ -119,9 +121,17 @@ def test_start_sampling_holds_the_notes_sounding_at_each_frame_start():
     assert snapped.sum() > frames.sum()  # "snap" also keeps the eighths between beats
 
 
+def roll_settings(roll):
+    return roll.low, roll.high, roll.frames_per_quarter, roll.sampling, roll.vocab_size
+
+
 def test_piano_roll_settings_round_trip_as_json():
-    roll = PianoRoll(low=36, high=96, frames_per_quarter=4, sampling="start")
-    assert kind_from_dict(roll.to_dict()) == roll and roll.vocab_size == 61
+    roll = PianoRoll(low=36, high=96, frames_per_quarter=1, sampling="start")
+    saved = json.loads(json.dumps(roll.to_dict()))
+    assert saved == {"kind": "pianoroll", "format_version": 1, "low": 36, "high": 96, "frames_per_quarter": 1,
+                     "sampling": "start"}
+    assert roll_settings(kind_from_dict(saved)) == (36, 96, 1, "start", 61)
+    assert kind_from_dict(saved) == roll and roll != PianoRoll()
     with pytest.raises(ValueError, match="low <= high"):
         PianoRoll(low=90, high=80)
     with pytest.raises(ValueError, match="snap or start"):
@@ -300,6 +310,39 @@ def test_cli_trains_evaluates_and_generates_frames(chorale_file, tmp_path):
     assert len(PianoRoll().read_roll(midi)) <= 17  # the silent starting frame and 16 new ones
     refused = runner.invoke(app, ["generate", str(out), "--out", str(midi), "--top-k", "3"])
     assert refused.exit_code == 1 and "top-k" in refused.output
+
+
+def test_a_run_at_one_frame_per_quarter_reloads_evaluates_and_plays_at_that_rate(chorale_file, tmp_path):
+    from symusic import Score
+
+    cfg = tiny_config(chorale_file.parent / "chorales", out=tmp_path / "run", steps=4, tokenizer="pianoroll",
+                      cache_dir=chorale_file.parent / "cache")
+    cfg.data.frames_per_quarter, cfg.data.frame_sampling = 1, "start"
+    trained = seqkit.load(seqkit.train(cfg))
+    assert roll_settings(trained.tokenizer) == (21, 108, 1, "start", 88)
+    test_songs = load_corpus(cfg.data).test  # framed as training framed them
+    assert trained.evaluate(cfg.data.source, split="test")["frames"] == sum(len(song) - 1 for song in test_songs)
+    [frames] = trained.generate_ids(None, max_new_tokens=12, temperature=1.5, seed=0)
+    frames = np.asarray(frames, dtype=np.uint8)
+    quarters = np.nonzero(frames.any(1))[0].max() + 1  # a frame is a quarter note at this rate
+    path = trained.tokenizer.write_sample(frames, tmp_path / "sample")
+    score = Score(str(path), ttype="second")
+    bpm = score.tempos[0].qpm if len(score.tempos) else 120.0
+    assert quarters >= 6 and score.end() == pytest.approx(quarters * 60 / bpm, abs=1e-3)
+
+
+def test_a_run_saved_without_roll_settings_takes_them_from_its_config(tmp_path):
+    run = tmp_path / "roll"
+    shutil.copytree(Path(__file__).parent / "data" / "runs-v0" / "roll", run)
+    (run / "tokenizer.json").write_text(json.dumps({"kind": "pianoroll", "format_version": 1}))  # as saved before
+    info = json.loads((run / "run.json").read_text())
+    info["config"]["data"].update(frames_per_quarter=1, frame_sampling="start")
+    (run / "run.json").write_text(json.dumps(info))
+    config = RunConfig.from_dict(json.loads((run / "run.json").read_text())["config"]).data
+    saved = json.loads((run / "tokenizer.json").read_text())
+    assert roll_settings(kind_from_dict(saved, config)) == (21, 108, 1, "start", 88)
+    saved = PianoRoll(low=36, high=96, frames_per_quarter=4).to_dict()  # settings saved win over the config
+    assert roll_settings(kind_from_dict(saved, config)) == (36, 96, 4, "snap", 61)
 
 
 def test_generated_frames_continue_the_prime(chorale_file):

@@ -22,12 +22,13 @@ def kind_class(name: str) -> type[DataKind]:
     return KINDS[name]
 
 
-def kind_from_dict(d: dict) -> DataKind:
-    """A saved tokenizer.json → its data kind (files written before format versions load as version 1)."""
+def kind_from_dict(d: dict, config=None) -> DataKind:
+    """A saved tokenizer.json → its data kind (files written before format versions load as version 1);
+    `config`, the run's DataConfig, fills in settings saved before the kind recorded them."""
     if not isinstance(d, dict) or d.get("kind") not in KINDS:
         raise ValueError(f"unknown tokenizer kind {d.get('kind') if isinstance(d, dict) else d!r}; "
                          f"known: {', '.join(KINDS)}")
-    return KINDS[d["kind"]].from_dict(d)
+    return KINDS[d["kind"]].from_dict(d, config)
 
 
 def default_kind(source: str) -> str:

@@ -41,12 +41,20 @@ class DataKind:
         return {"kind": self.name, "format_version": self.format_version, **self.saved_settings()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> DataKind:
+    def from_dict(cls, d: dict, config=None) -> DataKind:
+        """A saved tokenizer.json → the kind; `config` (the run's DataConfig, from run.json) fills in the
+        settings a run saved before this kind recorded them."""
         version = d.get("format_version", 1)  # written before versions were recorded: the same layout as 1
         if version != cls.format_version:
             raise ValueError(f"this run's {cls.name} tokenizer has format version {version}, but this seqkit "
                              f"reads version {cls.format_version}; use a matching seqkit")
-        return cls.from_saved({k: v for k, v in d.items() if k not in ("kind", "format_version")})
+        saved = {k: v for k, v in d.items() if k not in ("kind", "format_version")}
+        return cls.from_saved(saved if config is None else {**cls.config_settings(config), **saved})
+
+    @classmethod
+    def config_settings(cls, cfg) -> dict:
+        """The settings a new kind takes from `cfg` (a DataConfig), named as `saved_settings` names them."""
+        return {}
 
     @classmethod
     def from_saved(cls, settings: dict) -> DataKind:

@@ -33,10 +33,17 @@ class PianoRollKind(DataKind, PianoRoll):
     name = "pianoroll"
     frames = True
 
+    def saved_settings(self) -> dict:
+        return PianoRoll.saved_settings(self)  # DataKind's empty one comes first in the MRO
+
+    @classmethod
+    def config_settings(cls, cfg) -> dict:
+        """No config field sets the keys: a run saved without its settings used the default 21..108."""
+        return {"frames_per_quarter": cfg.frames_per_quarter, "sampling": cfg.frame_sampling}
+
     @classmethod
     def read_corpus(cls, cfg, fitted=None):
-        tokenizer = fitted or cls(frames_per_quarter=cfg.frames_per_quarter, sampling=cfg.frame_sampling)
-        return load_frame_corpus(cfg, tokenizer)
+        return load_frame_corpus(cfg, fitted or cls(**cls.config_settings(cfg)))
 
     @classmethod
     def check_source(cls, source: str, is_music: bool) -> None:
