@@ -31,7 +31,8 @@ def user_errors(fn):
 @app.command()
 @user_errors
 def train(
-    data: str = typer.Argument("pydoc", help="A text/MIDI file, a folder, or a built-in data set (pydoc, bach)."),
+    data: Optional[str] = typer.Argument(None, help="A text/MIDI file, a folder, or a built-in data set (pydoc, "
+                                         "bach); default pydoc."),
     model: Optional[str] = typer.Option(None, help="ar | ffwd | jordan | elman | lstm | transformer"),
     tokenizer: Optional[str] = typer.Option(None, help="char | byte | bpe | unigram | midi | pianoroll (default: char for text, midi for music)"),
     vocab_size: Optional[int] = typer.Option(None, help="Vocabulary size for bpe / unigram."),
@@ -49,10 +50,11 @@ def train(
     config: Optional[Path] = typer.Option(None, help="YAML file with model/data/train sections."),
     set_: list[str] = typer.Option([], "--set", help="Override any config field: --set model.d_hidden=512"),
     wandb: Optional[bool] = typer.Option(None, "--wandb/--no-wandb", help="Log to Weights & Biases (offline unless configured)."),
-    resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint (the first "
+                                "command with --resume added does it)."),
 ):
     """Train a model; prints the run directory at the end."""
-    from seqkit.config import RunConfig, apply_dict, apply_overrides, load_yaml, set_value
+    from seqkit.config import RunConfig, apply_dict, apply_overrides, flatten, load_yaml, set_value
     from seqkit.kinds import default_kind, kind_class
     from seqkit.training import resume as resume_training, train as run_training
 
@@ -61,16 +63,14 @@ def train(
              "train.seed": seed, "train.precision": precision, "train.accelerator": accelerator,
              "train.devices": devices, "train.strategy": strategy, "train.num_nodes": num_nodes, "train.wandb": wandb}
     given = {key: value for key, value in flags.items() if value is not None}
+    yaml_config = load_yaml(config) if config else {}
     if resume:
         if not out:
             raise ValueError("--resume needs --out RUN_DIR (the run to continue)")
-        if config:
-            raise ValueError("--config does not apply to --resume: the run keeps its saved config; "
-                             "change what can change with flags or --set")
-        overrides = [f"{k}={v}" for k, v in given.items()] + list(set_)
-        typer.echo(f"run directory: {resume_training(out, overrides)}")
+        # What this command says, in the order a new run applies it; the saved run refuses any real change.
+        stated = {**flatten(yaml_config), **({"data.source": data} if data else {}), **given, **_settings(set_)}
+        typer.echo(f"run directory: {resume_training(out, stated)}")
         return
-    yaml_config = load_yaml(config) if config else {}
 
     def configured(defaults: dict) -> RunConfig:
         cfg = RunConfig()
@@ -100,7 +100,8 @@ def train(
 def generate(
     run_dir: Path = typer.Argument(..., help="A run directory written by `seqkit train`."),
     prompt: str = typer.Option("", help="Text to continue (default: start of a line)."),
-    prompt_file: Optional[Path] = typer.Option(None, help="Music: a MIDI/score file whose opening primes the model."),
+    prompt_file: Optional[Path] = typer.Option(None, help="A text file to continue, or for music a MIDI/score file "
+                                               "whose opening primes the model."),
     bars: int = typer.Option(4, help="Music: bars of --prompt-file to prime with."),
     max_new_tokens: int = typer.Option(500),
     min_new_tokens: int = typer.Option(0, help="Music: no end of the piece before this many new tokens."),
@@ -109,12 +110,14 @@ def generate(
     top_p: Optional[float] = typer.Option(None),
     seed: Optional[int] = typer.Option(None),
     num_samples: int = typer.Option(1),
-    out: Optional[Path] = typer.Option(None, help="Music: output MIDI file (several samples get _1, _2 ...)."),
+    out: Optional[Path] = typer.Option(None, help="Output file: text (instead of stdout), or music's MIDI file; "
+                                       "several samples get _1, _2 ..."),
     audio: bool = typer.Option(False, "--audio/--no-audio", help="Music: also write x.wav beside each x.mid."),
     soundfont: Optional[Path] = typer.Option(None, help="Music: a General MIDI .sf2/.sf3 for --audio (default: "
                                              "$SEQKIT_SOUNDFONT or an installed one, else the built-in synthesizer)."),
 ):
-    """Sample from a trained model: text to stdout (streamed), or MIDI files with piano rolls (and WAVs)."""
+    """Sample from a trained model: text to stdout (streamed) or to --out files; music as MIDI files with
+    piano rolls (and WAVs)."""
     import seqkit
     from seqkit.generate import check_min_new_tokens
 

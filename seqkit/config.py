@@ -168,20 +168,41 @@ def check(cfg: RunConfig) -> None:
                          "into other keys: set one of them")
 
 
-def apply_dict(cfg: RunConfig, d: dict) -> None:
+def flatten(d: dict) -> dict:
+    """YAML sections as keys: {"model": {"family": "lstm"}} → {"model.family": "lstm"}."""
     for section_name, values in d.items():
         if not isinstance(values, dict):
             raise ValueError(f"config section {section_name!r} must be a mapping of keys to values")
-        for name, value in values.items():
-            set_value(cfg, f"{section_name}.{name}", value)
+    return {f"{section_name}.{name}": value for section_name, values in d.items() for name, value in values.items()}
 
 
-def apply_overrides(cfg: RunConfig, overrides: list[str]) -> None:
+def apply_dict(cfg: RunConfig, d: dict) -> None:
+    for key, value in flatten(d).items():
+        set_value(cfg, key, value)
+
+
+def apply_overrides(cfg: RunConfig, overrides: list[str] | dict) -> None:
+    """`key=value` strings (as --set gives them), or a {key: value} mapping."""
+    if isinstance(overrides, dict):
+        for key, value in overrides.items():
+            set_value(cfg, key, value)
+        return
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"--set expects key=value, got {item!r}")
         set_value(cfg, key.strip(), value.strip())
+
+
+def changes(before: RunConfig, after: RunConfig) -> list[tuple[str, object, object]]:
+    """(key, value before, value after) of every field that differs, in section order."""
+    found = []
+    for section in ("model", "data", "train"):
+        old, new = getattr(before, section), getattr(after, section)
+        for f in dataclasses.fields(old):
+            if getattr(old, f.name) != getattr(new, f.name):
+                found.append((f"{section}.{f.name}", getattr(old, f.name), getattr(new, f.name)))
+    return found
 
 
 def load_yaml(path: str | Path) -> dict:

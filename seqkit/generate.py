@@ -3,6 +3,7 @@ context-sized chunks) → a kind's sampler (`sample_next` for ids) → `generate
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import torch
 
@@ -24,6 +25,11 @@ def check_sampling(max_new_tokens: int, temperature: float, top_k: int | None, t
 def check_min_new_tokens(min_new_tokens: int, max_new_tokens: int) -> None:
     if not 0 <= min_new_tokens <= max_new_tokens:
         raise ValueError(f"min new tokens must be between 0 and max new tokens ({max_new_tokens}), got {min_new_tokens}")
+
+
+def numbered(out: Path, n: int) -> list[Path]:
+    """Where samples go: `out` for one sample; out_1, out_2, ... for several."""
+    return [out] if n == 1 else [out.with_name(f"{out.stem}_{i + 1}{out.suffix}") for i in range(n)]
 
 
 def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,

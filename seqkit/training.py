@@ -16,7 +16,7 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 from pytorch_lightning.utilities import rank_zero_only
 
 from seqkit.checkpoint import export_weights, read_run_info, read_tokenizer, save_run_info, update_run_info
-from seqkit.config import RunConfig, apply_overrides, check
+from seqkit.config import RunConfig, apply_overrides, changes, check
 from seqkit.io import atomic_path
 from seqkit.kinds import load_corpus
 from seqkit.models import count_parameters
@@ -111,17 +111,22 @@ def train(cfg: RunConfig, callbacks: list | None = None) -> Path:
     return _fit(cfg, run_dir, None, callbacks)
 
 
-def resume(run_dir: str | Path, overrides: list[str] = (), callbacks: list | None = None) -> Path:
+def resume(run_dir: str | Path, overrides: list[str] | dict = (), callbacks: list | None = None) -> Path:
     """Continue a run from ckpt/last.ckpt: weights, optimizer, schedule, RNG and data position.
-    `overrides` (`train.max_steps=5000`, ...) may change the budget, the learning rate, the context and
-    batch (the data stream then differs from a straight run's), precision and hardware; nothing else."""
+    `overrides` (`["train.max_steps=5000"]` or `{"train.max_steps": 5000}`) may restate any saved value, as
+    rerunning the first command does, and may change the budget, the learning rate, the context and batch
+    (the data stream then differs from a straight run's), precision and hardware; any other change is refused."""
     run_dir, info = read_run_info(run_dir)
+    saved = RunConfig.from_dict(info["config"])
     cfg = RunConfig.from_dict(info["config"])
-    fixed = [item.partition("=")[0].strip() for item in overrides if item.partition("=")[0].strip() not in RESUMABLE]
+    apply_overrides(cfg, overrides)
+    cfg.train.out = saved.train.out  # the run is the folder resumed, whatever --out spelled it as
+    if _same_file(saved.data.source, cfg.data.source):
+        cfg.data.source = saved.data.source
+    fixed = [f"{key} {_shown(old)} -> {_shown(new)}" for key, old, new in changes(saved, cfg) if key not in RESUMABLE]
     if fixed:
-        raise ValueError(f"cannot change {', '.join(fixed)} when resuming (the saved model and data fix them); "
-                         f"resuming can change {', '.join(RESUMABLE)}")
-    apply_overrides(cfg, list(overrides))
+        raise ValueError(f"cannot change when resuming: {', '.join(fixed)} (the saved model and data fix them; "
+                         f"resuming can change {', '.join(RESUMABLE)})")
     last = run_dir / "ckpt" / "last.ckpt"
     if not last.is_file():
         raise ValueError(f"{run_dir}: no ckpt/last.ckpt to resume from (no validation had finished)")
@@ -132,6 +137,15 @@ def resume(run_dir: str | Path, overrides: list[str] = (), callbacks: list | Non
 RESUMABLE = ("train.max_steps", "train.lr", "model.context", "train.batch_size", "train.precision",
              "train.val_every", "train.early_stopping", "train.accelerator", "train.devices", "train.strategy",
              "train.num_nodes", "train.progress", "train.wandb")
+
+
+def _same_file(a: str, b: str) -> bool:
+    """The same data spelled another way (./a.txt, an absolute path)."""
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def _shown(value) -> str:
+    return repr(value) if value == "" else str(value)
 
 
 def _fit(cfg: RunConfig, run_dir: Path, ckpt_path: Path | None, callbacks: list | None, tokenizer=None) -> Path:

@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -117,3 +118,64 @@ def test_compare_from_the_command_line(text_file, tmp_path):
     assert result.exit_code == 0, result.output
     assert "| ar" in result.stdout and "| elman" in result.stdout
     assert (tmp_path / "cmp" / "compare.png").stat().st_size > 1000
+
+
+def test_resume_takes_the_first_command_again_and_names_each_real_change(text_file, tmp_path):
+    run = tmp_path / "run"
+    first = ["train", text_file, "--model", "lstm", "--tokenizer", "char", "--out", run,
+             "--set", f"data.cache_dir={tmp_path / 'cache'}", *TINY]
+    assert invoke(*first).exit_code == 0
+    resumed = invoke(*first, "--resume", "--max-steps", "9")
+    assert resumed.exit_code == 0, resumed.output
+    same = tmp_path / "same.yaml"
+    same.write_text(f"model:\n  family: lstm\ndata:\n  source: {text_file}\n  tokenizer: char\n")
+    resumed = invoke(*first, "--config", same, "--resume", "--max-steps", "12")
+    assert resumed.exit_code == 0, resumed.output
+    assert "steps      12" in invoke("info", run).stdout
+
+    other = tmp_path / "other.txt"
+    other.write_text(text_file.read_text())
+    refused = invoke("train", other, *first[2:], "--model", "ar", "--resume", "--max-steps", "15")
+    assert refused.exit_code == 1 and refused.stdout == ""
+    [line] = refused.stderr.strip().splitlines()
+    assert line.startswith(f"error: cannot change when resuming: model.family lstm -> ar, "
+                           f"data.source {text_file} -> {other} ("), line
+    assert "steps      12" in invoke("info", run).stdout
+
+
+def test_text_out_writes_one_file_per_sample(trained_run, tmp_path):
+    result = invoke("generate", trained_run, "--prompt", "it was", "--max-new-tokens", "10", "--seed", "1",
+                    "--out", tmp_path / "one.txt")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "one.txt").read_text().startswith("it was") and len((tmp_path / "one.txt").read_text()) == 16
+    result = invoke("generate", trained_run, "--prompt", "it", "--max-new-tokens", "5", "--num-samples", "2",
+                    "--out", tmp_path / "many.txt")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["many_1.txt", "many_2.txt", "one.txt"]
+    assert all(len((tmp_path / f"many_{i}.txt").read_text()) == 7 for i in (1, 2))
+
+
+@pytest.mark.parametrize("where", ["under a file", "in /proc"])
+def test_unwritable_text_out_is_one_line_and_leaves_nothing(where, trained_run, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    out = tmp_path / "a-file" / "y.txt" if where == "under a file" else Path("/proc/x/y.txt")
+    if where == "in /proc" and not Path("/proc").is_dir():
+        pytest.skip("no /proc here")
+    result = invoke("generate", trained_run, "--prompt", "it", "--max-new-tokens", "5", "--out", out)
+    assert result.exit_code == 1 and result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: cannot write {out}: "), line
+    assert list(tmp_path.iterdir()) == [tmp_path / "a-file"]
+
+
+def test_midi_prompt_for_a_text_run_names_the_cause(trained_run, tmp_path):
+    from seqkit.music.notes import Note
+    from seqkit.music.tokenizer import MidiTokenizer
+
+    song = tmp_path / "song.mid"
+    MidiTokenizer().write_midi([Note(60, 0.0, 1.0), Note(64, 1.0, 1.0)], song)
+    result = invoke("generate", trained_run, "--prompt-file", song, "--max-new-tokens", "5")
+    assert result.exit_code == 1 and result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {song} is a MIDI file, but this run models text (char)"), line
+    assert "--prompt" in line

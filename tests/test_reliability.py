@@ -154,7 +154,7 @@ def test_resume_applies_a_new_peak_lr_and_names_what_it_cannot_change(text_file,
 
     cfg = tiny_config(text_file, out=tmp_path / "run", steps=6)
     run = seqkit.train(cfg)
-    with pytest.raises(ValueError, match="cannot change model.family when resuming"):
+    with pytest.raises(ValueError, match="cannot change when resuming: model.family lstm -> ar \\("):
         seqkit.resume(run, ["model.family=ar"])
     seqkit.resume(run, ["train.max_steps=20", "train.lr=0.01"])
     [log] = (run / "logs").glob("resumed-*/metrics.csv")

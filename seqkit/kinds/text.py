@@ -7,6 +7,7 @@ exactly the text scored.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import itertools
 import re
@@ -18,8 +19,10 @@ from typing import ClassVar
 import numpy as np
 
 from seqkit.data import Windows, load_text_corpus, text_blocks, text_files
+from seqkit.generate import numbered
 from seqkit.io import atomic_path
 from seqkit.kinds.base import LN2, DataKind
+from seqkit.music.tokenizer import MIDI_SUFFIXES
 
 
 class TextKind(DataKind):
@@ -90,12 +93,16 @@ class TextKind(DataKind):
         return self.decode(ids).encode("utf-8")
 
     def write_samples(self, trained, prompt: str, sampling: dict, echo, prompt_file: Path | None = None,
-                      audio: bool = False, **_) -> None:
-        """Text to stdout: one sample streamed as it is drawn, or several one after another."""
+                      out: Path | None = None, audio: bool = False, **_) -> None:
+        """Text to stdout: one sample streamed as it is drawn, or several one after another; with `out`, a
+        file per sample instead (out_1, out_2, ... for several)."""
         if audio:
             raise ValueError("--audio is for music models; this one writes text")
         if prompt_file is not None:
-            prompt = prompt_file.read_text(encoding="utf-8")
+            prompt = self.read_prompt(prompt_file)
+        if out is not None:
+            self.write_texts(trained, prompt, sampling, Path(out), echo)
+            return
         if sampling.get("num_samples", 1) > 1:
             for i, text in enumerate(trained.generate(prompt, **sampling)):
                 echo(f"--- sample {i + 1} ---\n{text}")
@@ -114,6 +121,30 @@ class TextKind(DataKind):
                 sys.stdout.flush()
                 shown = len(text)
         sys.stdout.write("\n")
+
+    def read_prompt(self, path: Path) -> str:
+        data = path.read_bytes()
+        if data[:4] == b"MThd" or path.suffix.lower() in MIDI_SUFFIXES:
+            raise ValueError(f"{path} is a MIDI file, but this run models text ({self.name}): prompt it with a "
+                             "text file or --prompt, or generate from a run trained on music (--tokenizer midi)")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}): a text "
+                             "run's --prompt-file is a text file") from None
+
+    def write_texts(self, trained, prompt: str, sampling: dict, out: Path, echo) -> None:
+        """Each sample (prompt included) to its file, all written atomically: a failure leaves none half-written."""
+        paths = numbered(out, sampling.get("num_samples", 1))
+        try:
+            with contextlib.ExitStack() as stack:
+                temps = [stack.enter_context(atomic_path(path)) for path in paths]  # fails before any sampling
+                for tmp, ids in zip(temps, trained.generate_ids(prompt, **sampling)):
+                    tmp.write_bytes(self.decode_bytes(ids))
+        except OSError as e:
+            raise ValueError(f"cannot write {out}: {e.strerror or e}") from None
+        for path in paths:
+            echo(f"wrote {path}")
 
 
 class CharTokenizer(TextKind):
