@@ -1,4 +1,8 @@
 """Music through the whole tool: train on MIDI files, continue a song, tokenize, the song-prediction demo."""
+import shutil
+from pathlib import Path
+
+import numpy as np
 import pytest
 from music21 import converter
 from typer.testing import CliRunner
@@ -121,3 +125,39 @@ def test_predict_song_demo_scores_and_writes_files(songs, tmp_path):
     assert "reusing" in again[0] and any(line.strip().startswith("Continuations of 1 held-out") for line in again)
     with pytest.raises(ValueError, match="expected a number or 'all', got 'some'"):
         predict_song("lstm", bars=2, examples="some", out=tmp_path, data=str(songs / "chorales"), echo=again.append)
+
+
+TINY_DEMO = {"model.d_hidden": 32, "model.context": 32, "train.progress": False}
+
+
+def test_predict_song_with_no_bars_is_a_one_line_error_before_training(songs, tmp_path):
+    from seqkit.music.demo import predict_song
+
+    with pytest.raises(ValueError, match="bars must be at least 1, got 0") as error:
+        predict_song("lstm", steps=2, bars=0, examples=0, pieces=1, out=tmp_path / "demo", data=str(songs / "chorales"),
+                     echo=lambda *_: None, **TINY_DEMO, **{"data.cache_dir": str(tmp_path / "cache")})
+    assert "\n" not in str(error.value) and not (tmp_path / "demo").exists()  # nothing trained
+
+
+def test_predict_song_moves_a_held_out_song_into_key_by_its_prompt_bars(songs, tmp_path):
+    """A two-bar prompt decides the transposition: changing bars 3 on of the held-out song (a tritone up)
+    leaves its prompt, and so the model's continuation written back in the song's key, as it was."""
+    from seqkit.music.demo import keyed_by_prompt, predict_song
+
+    folder = tmp_path / "songs"
+    shutil.copytree(songs / "chorales", folder)
+    settings = {**TINY_DEMO, "data.cache_dir": str(tmp_path / "cache")}
+    run = lambda: predict_song("lstm", steps=2, bars=2, examples=1, pieces=1, out=tmp_path / "demo",  # noqa: E731
+                               data=str(folder), echo=lambda *_: None, **settings)["files"][0]
+    prediction = Path(run())
+    written = prediction.read_bytes()
+    song = folder / prediction.name.replace("-prediction", "")
+    tok, keyed = MidiTokenizer(), MidiTokenizer(normalize_key=True)
+    notes = tok.read_notes(song)
+    before = keyed.key_shift_of_file(song)
+    tok.write_midi(NoteList([n._replace(pitch=n.pitch + 6) if n.start >= 8 else n for n in notes],
+                            notes.time_signatures, notes.tempos), song)
+    assert keyed.key_shift_of_file(song) != before  # four bars read: bars 3-4 would move the prompt
+    assert run() == str(prediction) and prediction.read_bytes() == written
+    pieces = {str(song): np.array(keyed.encode_file(song))}
+    assert keyed_by_prompt(keyed, pieces, 4) == (pieces, keyed.key_shift_of_file)  # four bars: the split's own ids

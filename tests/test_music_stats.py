@@ -1,13 +1,17 @@
-"""seqkit.music.stats on hand-made note lists, against answers worked out by hand."""
+"""seqkit.music.stats on hand-made note lists, against answers worked out by hand, and on real chorales
+against music21's Krumhansl-Schmuckler key and MusPy's metrics."""
 import math
+from pathlib import Path
 
 import pytest
-from music21 import note as m21note
-from music21 import stream
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from seqkit.models import FAMILIES
-from seqkit.music import stats
+from seqkit.music import muspy_metrics, stats
+from seqkit.music.corpus import bach_pieces
 from seqkit.music.notes import Note, NoteList
+from seqkit.music.tokenizer import MidiTokenizer
 
 C, D, E, F, FS, G, GS, A, B = 60, 62, 64, 65, 66, 67, 68, 69, 71
 
@@ -40,21 +44,21 @@ def test_pitch_class_distance_is_half_l1():
 
 
 def test_pitch_range_and_pitch_class_entropy():
-    assert stats.pitch_range([n(C, 0), n(G, 1), n(G - 12, 2)]) == 12
-    assert stats.pitch_range([]) == 0
-    assert stats.pitch_class_entropy([n(C, 0), n(C + 12, 1), n(G, 2), n(G, 3, 8)]) == pytest.approx(1.0)  # counts
-    assert stats.pitch_class_entropy([n(C, 0), n(D, 1), n(E, 2), n(F, 3)]) == pytest.approx(2.0)
-    assert stats.pitch_class_entropy([n(C, 0), n(C, 1)]) == 0.0
-    assert math.isnan(stats.pitch_class_entropy([]))
+    assert muspy_metrics.pitch_range([n(C, 0), n(G, 1), n(G - 12, 2)]) == 12
+    assert muspy_metrics.pitch_range([]) == 0
+    assert muspy_metrics.pitch_class_entropy([n(C, 0), n(C + 12, 1), n(G, 2), n(G, 3, 8)]) == pytest.approx(1.0)  # counts
+    assert muspy_metrics.pitch_class_entropy([n(C, 0), n(D, 1), n(E, 2), n(F, 3)]) == pytest.approx(2.0)
+    assert muspy_metrics.pitch_class_entropy([n(C, 0), n(C, 1)]) == 0.0
+    assert math.isnan(muspy_metrics.pitch_class_entropy([]))
 
 
 def test_scale_consistency_is_the_best_major_or_minor_scale():
     c_major = scale([C, D, E, F, G, A, B])
-    assert stats.scale_consistency(c_major) == 1.0
-    assert stats.scale_consistency(c_major + [n(FS, 8)]) == pytest.approx(7 / 8)  # C or G major: 7 of 8
-    assert stats.scale_consistency(scale(range(60, 72))) == pytest.approx(7 / 12)
-    assert stats.scale_consistency(scale([C, D, E - 1, F, G, A - 1, B - 1])) == 1.0  # C natural minor
-    assert math.isnan(stats.scale_consistency([]))
+    assert muspy_metrics.scale_consistency(c_major) == 1.0
+    assert muspy_metrics.scale_consistency(c_major + [n(FS, 8)]) == pytest.approx(7 / 8)  # C or G major: 7 of 8
+    assert muspy_metrics.scale_consistency(scale(range(60, 72))) == pytest.approx(7 / 12)
+    assert muspy_metrics.scale_consistency(scale([C, D, E - 1, F, G, A - 1, B - 1])) == 1.0  # C natural minor
+    assert math.isnan(muspy_metrics.scale_consistency([]))
 
 
 KEYED = {  # note lists whose key a musician would name at once
@@ -65,28 +69,30 @@ KEYED = {  # note lists whose key a musician would name at once
 
 
 @pytest.mark.parametrize("expected", KEYED)
-def test_estimate_key_names_the_key(expected):
-    assert stats.estimate_key(KEYED[expected]) == expected
+def test_krumhansl_key_names_the_key(expected):
+    assert stats.krumhansl_key(KEYED[expected]) == expected
 
 
-@pytest.mark.parametrize("expected", KEYED)
-def test_estimate_key_agrees_with_music21s_analysis(expected):
-    s = stream.Stream()
-    for note in KEYED[expected]:
-        element = m21note.Note(note.pitch)
-        element.quarterLength = note.duration
-        s.insert(note.start, element)
-    key = s.analyze("key")
-    assert (key.tonic.pitchClass, key.mode) == stats.estimate_key(KEYED[expected])
+@pytest.mark.parametrize("name", ["bwv111.6", "bwv122.6", "bwv174.5", "bwv2.6"])
+def test_krumhansl_key_is_music21s_krumhansl_schmuckler_on_real_chorales(name):
+    """Chorales where music21's analyze('key') (Aarden-Essen since music21 9) names another key than
+    analyze('Krumhansl'): the estimate must be the latter's."""
+    from music21 import converter
+
+    path = next(p for p in bach_pieces() if Path(p).name.startswith(f"{name}."))
+    score = converter.parse(path)
+    krumhansl, aarden = score.analyze("Krumhansl"), score.analyze("key")
+    assert (aarden.tonic.pitchClass, aarden.mode) != (krumhansl.tonic.pitchClass, krumhansl.mode)
+    assert stats.krumhansl_key(MidiTokenizer().read_notes(path)) == (krumhansl.tonic.pitchClass, krumhansl.mode)
 
 
-def test_estimate_key_needs_notes_and_same_key_compares_tonic_and_mode():
-    assert stats.estimate_key([]) is None
+def test_krumhansl_key_needs_notes_and_same_key_compares_tonic_and_mode():
+    assert stats.krumhansl_key([]) is None
     c_major, a_minor, g_major = (KEYED[k] for k in ((0, "major"), (9, "minor"), (7, "major")))
-    assert stats.same_key(c_major, [note._replace(pitch=note.pitch + 12) for note in c_major])
-    assert not stats.same_key(c_major, g_major)
-    assert not stats.same_key(c_major, a_minor)  # relative keys share a scale but not a key
-    assert not stats.same_key([], c_major) and not stats.same_key(c_major, [])
+    assert stats.same_krumhansl_key(c_major, [note._replace(pitch=note.pitch + 12) for note in c_major])
+    assert not stats.same_krumhansl_key(c_major, g_major)
+    assert not stats.same_krumhansl_key(c_major, a_minor)  # relative keys share a scale but not a key
+    assert not stats.same_krumhansl_key([], c_major) and not stats.same_krumhansl_key(c_major, [])
 
 
 # --- time ----------------------------------------------------------------------------------------
@@ -116,20 +122,62 @@ def test_voices_sounding_counts_notes_on_each_beat():
     assert math.isnan(stats.voices_sounding([]))
 
 
-def test_polyphony_averages_over_sounding_steps_only():
-    notes = [n(C, 0), n(E, 0), n(G, 0.5)]  # sixteenths: 2, 2, 3, 3, 1, 1
-    assert stats.polyphony(notes) == pytest.approx(12 / 6)
-    assert stats.polyphony(notes + [n(A, 3)]) == pytest.approx(16 / 10)  # silent steps 6..11 left out
-    assert stats.polyphony(notes, grid=2) == pytest.approx((2 + 3 + 1) / 3)
-    assert math.isnan(stats.polyphony([]))
+def test_polyphony_averages_over_sounding_ticks_only():
+    notes = [n(C, 0), n(E, 0), n(G, 0.5)]  # eighths: 2, 3, 1
+    assert muspy_metrics.polyphony(notes) == pytest.approx((2 + 3 + 1) / 3)
+    assert muspy_metrics.polyphony(notes + [n(A, 3)]) == pytest.approx((2 + 3 + 1 + 1 + 1) / 5)  # silence left out
+    assert math.isnan(muspy_metrics.polyphony([]))
 
 
-def test_empty_beat_rate():
-    notes = [n(C, 0), n(E, 2, 0.5)]  # beats [0,1) and [2,3) sound, [1,2) is empty
-    assert stats.empty_beat_rate(notes) == pytest.approx(1 / 3)
-    assert stats.empty_beat_rate(notes, 0, 4) == pytest.approx(2 / 4)
-    assert stats.empty_beat_rate([n(C, 0.5, 1)], 0, 2) == 0.0  # a note across a beat line fills both
-    assert math.isnan(stats.empty_beat_rate([]))
+def test_empty_beat_rate_marks_each_notes_beats_from_onset_to_end_inclusive():
+    assert muspy_metrics.empty_beat_rate([n(C, 0), n(E, 2, 0.5)]) == 0.0  # [0, 1) marks beats 0 and 1
+    assert muspy_metrics.empty_beat_rate([n(C, 0, 0.5), n(E, 2, 0.5)]) == pytest.approx(1 / 3)  # beat 1 empty
+    assert muspy_metrics.empty_beat_rate([n(C, 0.5, 1), n(E, 3), n(G, 5.25, 2)]) == pytest.approx(1 / 8)  # beat 2
+    assert muspy_metrics.empty_beat_rate([n(C, 3)]) == pytest.approx(3 / 5)  # beats 0..2 before it count
+    assert math.isnan(muspy_metrics.empty_beat_rate([]))
+
+
+def muspy_music(notes, resolution=muspy_metrics.RESOLUTION):
+    """The notes as MusPy holds them: one track per program, onsets and durations in ticks."""
+    import muspy
+
+    tracks = {}
+    for note in notes:
+        tracks.setdefault(note.program, []).append(muspy.Note(
+            time=round(note.start * resolution), pitch=note.pitch, duration=round(note.duration * resolution),
+            velocity=note.velocity))
+    return muspy.Music(resolution=resolution, tracks=[muspy.Track(program=program, notes=notes)
+                                                      for program, notes in tracks.items()] or [muspy.Track()])
+
+
+MUSPY_NAMES = ("pitch_range", "pitch_class_entropy", "scale_consistency", "polyphony", "empty_beat_rate")
+
+
+def assert_muspys(notes, ours: dict):
+    """Each of `ours` ({MusPy's metric name: value}) is what MusPy computes on `notes`."""
+    import muspy
+
+    music = muspy_music(notes)
+    for name, value in ours.items():
+        expected = getattr(muspy, name)(music)
+        assert (math.isnan(value) and math.isnan(expected)) or value == pytest.approx(expected), name
+
+
+NOTES_ON_TICKS = st.lists(st.builds(lambda pitch, start, duration, program: Note(pitch, start / 24, duration / 24,
+                                                                                 64, program),
+                                    st.integers(0, 127), st.integers(0, 300), st.integers(0, 120), st.integers(0, 3)),
+                          max_size=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(NOTES_ON_TICKS)
+def test_muspy_metrics_are_muspys_own(notes):
+    assert_muspys(notes, {name: getattr(muspy_metrics, name)(notes) for name in MUSPY_NAMES})
+
+
+def test_muspy_metrics_are_muspys_own_on_a_real_chorale():
+    notes = MidiTokenizer().read_notes(bach_pieces()[0])
+    assert_muspys(notes, {name: getattr(muspy_metrics, name)(notes) for name in MUSPY_NAMES})
 
 
 # --- overlap -------------------------------------------------------------------------------------
@@ -164,22 +212,58 @@ def two_pieces():
 
 
 def test_continuation_rows_average_over_pieces():
-    rows = stats.continuation_rows(two_pieces())
+    rows = stats.continuation_rows(two_pieces())  # windows [16, 20) and [16, 18): the second's Bach is C alone
     model, bach, prompt = rows["model"], rows["Bach"], rows["prompt"]
     assert model["pc_distance"] == pytest.approx((0.5 + 1.0) / 2)
     assert math.isnan(bach["pc_distance"])
-    assert prompt["pc_distance"] == pytest.approx((0.5 + 0.25) / 2)  # prompt C 1/2, E 1/4, G 1/4
+    assert prompt["pc_distance"] == pytest.approx((0.5 + 0.5) / 2)  # prompt C 1/2, E 1/4, G 1/4 against C twice
     assert model["notes_per_quarter"] == pytest.approx((2 / 4 + 1 / 2) / 2)
-    assert bach["notes_per_quarter"] == pytest.approx((1 / 4 + 2 / 4) / 2)
+    assert bach["notes_per_quarter"] == pytest.approx((1 / 4 + 1 / 2) / 2)
     assert prompt["notes_per_quarter"] == pytest.approx(4 / 16)
-    assert model["length"] == 3.0 and bach["length"] == 4.0 and prompt["length"] == 16.0
+    assert model["length"] == bach["length"] == rows["other Bach"]["length"] == 3.0 and prompt["length"] == 16.0
     assert model["length_vs_bach"] == (1 + 0.5) / 2 and bach["length_vs_bach"] == 1.0
     assert prompt["length_vs_bach"] == 4.0
     assert model["overlap"] == 0.0  # {C@16, G@18} vs {F#@16}
-    assert bach["overlap"] == pytest.approx(1 / 2)  # {C@16} vs {C@16, G@18}
+    assert bach["overlap"] == 1.0  # {C@16} vs {C@16}: the second's G@18 is after its window
     assert math.isnan(prompt["overlap"]) and math.isnan(prompt["same_key"])
     assert model["voices"] == bach["voices"] == prompt["voices"] == 1.0
     assert model["pitch_range"] == pytest.approx((7 + 0) / 2)
+
+
+def test_every_row_is_measured_over_the_shorter_continuation():
+    """The model runs 8 quarters, Bach 5: model and Bach are both measured over [16, 21), the model's G cut
+    at 21 and its B left out; the prompt over [0, 16), its last C cut at 16."""
+    prompt = [n(C, 0, 4), n(E, 4, 4), n(G, 8, 4), n(C, 12, 8)]
+    piece = stats.Continuation(prompt, 16.0, model=[n(C, 16, 2), n(E, 18, 2), n(G, 20, 2), n(B, 22, 2)],
+                               bach=[n(C, 16, 3), n(G, 19, 2)])
+    rows = stats.continuation_rows([piece])
+    model, bach, prompt_row = rows["model"], rows["Bach"], rows["prompt"]
+    assert model["length"] == bach["length"] == 5.0 and prompt_row["length"] == 16.0
+    assert model["length_vs_bach"] == 8 / 5 and bach["length_vs_bach"] == 1.0 and prompt_row["length_vs_bach"] == 16 / 5
+    assert model["pc_distance"] == pytest.approx(0.4)  # C 2/5, E 2/5, G 1/5 against C 3/5, G 2/5
+    assert prompt_row["pc_distance"] == pytest.approx(0.25)  # C 1/2, E 1/4, G 1/4 against C 3/5, G 2/5
+    assert model["notes_per_quarter"] == pytest.approx(3 / 5) and bach["notes_per_quarter"] == pytest.approx(2 / 5)
+    assert model["pitch_range"] == G - C
+    assert model["polyphony"] == bach["polyphony"] == 1.0
+    silent_model = stats.Continuation(prompt, 16.0, model=[], bach=piece.bach)  # no window: left out of the rows
+    both = stats.continuation_rows([piece, silent_model])
+    numbers = lambda row: {key: value for key, value in row.items() if not math.isnan(value)}  # noqa: E731
+    assert numbers(both["model"]) == numbers(model) and numbers(both["Bach"]) == numbers(bach)
+    assert both["prompt"]["length"] == 16.0
+
+
+@pytest.mark.parametrize("notes", [
+    [n(C, 0), n(E, 2, 0.5)],  # MusPy: [0, 1) plays in beats 0 and 1, so no beat is empty
+    [n(C, 0.5, 1), n(E, 3), n(G, 5.25, 2)],  # MusPy: only beat 2 is empty
+    [n(D, 0, 0.5), *(n(p, i / 6, 1 / 6) for i, p in enumerate((C, E, G)))],  # sixteenth triplets over a D
+])
+def test_the_tables_muspy_columns_are_muspys_metrics_of_the_window_from_0(notes):
+    at_16 = [note._replace(start=note.start + 16) for note in notes]
+    rows = stats.continuation_rows([stats.Continuation([n(C, 0, 16)], 16.0, model=at_16, bach=at_16)])
+    columns = {"pitch_range": "pitch_range", "pitch_class_entropy": "pc_entropy",
+               "scale_consistency": "scale_consistency", "polyphony": "polyphony", "empty_beat_rate": "empty_beat_rate"}
+    for row in ("model", "Bach"):
+        assert_muspys(notes, {name: rows[row][column] for name, column in columns.items()})
 
 
 def test_other_bach_moves_another_piece_of_the_same_mode_into_this_key():
@@ -194,7 +278,7 @@ def test_other_bach_moves_another_piece_of_the_same_mode_into_this_key():
 
 def test_continuation_rows_reference_other_bach():
     rows = stats.continuation_rows(two_pieces())  # one prompt, so each piece's partner is the other piece
-    assert rows["other Bach"]["pc_distance"] == pytest.approx((0.5 + 0.5) / 2)  # {C, G} vs {C}, {C} vs {C, G}
+    assert rows["other Bach"]["pc_distance"] == pytest.approx((0.5 + 0) / 2)  # {C, G} vs {C}; {C} vs {C}, in [16, 18)
     assert rows["other Bach"]["overlap"] == pytest.approx(1 / 2)
 
 
@@ -202,7 +286,7 @@ def test_format_table_shows_every_row_and_column():
     text = stats.format_table(stats.continuation_rows(two_pieces()))
     lines = text.splitlines()
     assert [line.split()[0] for line in lines[1:5]] == ["model", "Bach", "other", "prompt"]
-    assert lines[1].split()[1] == "0.750" and lines[2].split()[1] == "—" and lines[3].split()[2] == "0.500"
+    assert lines[1].split()[1] == "0.750" and lines[2].split()[1] == "—" and lines[3].split()[2] == "0.250"
     assert all(header in lines[0] for header, _, _ in stats.COLUMNS.values())
     assert "pitch-class distance" in text
     assert "pitch-class distance" not in stats.format_table(stats.continuation_rows(two_pieces()), legend=False)

@@ -18,6 +18,7 @@ from seqkit.music.near_copies import SPLIT_VERSION
 from seqkit.music.notes import transpose_notes
 from seqkit.music.pianoroll import plot_comparison
 from seqkit.music.stats import COLUMNS, continuation_rows, format_table, sample_continuations
+from seqkit.music.tokenizer import KEY_BARS
 from seqkit.presets import PRESETS, preset
 
 DEMO_FAMILY = "transformer"
@@ -122,6 +123,8 @@ def predict_song(model: str = DEMO_FAMILY, steps: int | None = None, bars: int =
     from seqkit.music.data import split_sequences
 
     count(pieces, 0), count(examples, 0)  # bad input fails before training
+    if bars < 1:
+        raise ValueError(f"bars must be at least 1, got {bars}: the demo continues each song from its opening bars")
     run_dir = out / f"{model}-{Path(data).stem}"
     if (run_dir / "model.pt").is_file() and trained_on_this_split(run_dir):
         echo(f"reusing the trained model in {run_dir}")
@@ -143,9 +146,10 @@ def predict_song(model: str = DEMO_FAMILY, steps: int | None = None, bars: int =
     splits = split_sequences(trained.config.data, tokenizer)
     if not splits["test"]:
         raise ValueError(f"{data}: too few pieces for a held-out test split; use a folder of at least 3 songs")
-    scores = score_pieces(trained, list(splits["test"].values()), list(splits["train"].values()), bars)
+    test, shifts = keyed_by_prompt(tokenizer, splits["test"], bars)
+    scores = score_pieces(trained, list(test.values()), list(splits["train"].values()), bars)
 
-    held_out = dict(list(splits["test"].items())[:count(pieces, len(splits["test"]))])
+    held_out = dict(list(test.items())[:count(pieces, len(test))])
     sampling = {"temperature": DEMO_SAMPLING["temperature"] if temperature is None else temperature,
                 "top_p": DEMO_SAMPLING["top_p"] if top_p is None else top_p}
     continuations = sample_continuations(trained, held_out, bars, seed=seed, **sampling)
@@ -155,7 +159,7 @@ def predict_song(model: str = DEMO_FAMILY, steps: int | None = None, bars: int =
     for piece in continuations[:count(examples, len(continuations))]:
         stem = out / "predictions" / Path(piece.name).stem
         stem.parent.mkdir(parents=True, exist_ok=True)
-        back = -tokenizer.key_shift_of_file(piece.name)  # normalize_key: the files play in the piece's own key
+        back = -shifts(piece.name)  # normalize_key: the files play in the piece's own key
         tokenizer.write_midi(list(piece.ids), f"{stem}-prediction.mid", transpose=back)
         tokenizer.write_midi(until_eos(tokenizer, [int(t) for t in held_out[piece.name]]), f"{stem}-truth.mid",
                              transpose=back)
@@ -183,6 +187,16 @@ def predict_song(model: str = DEMO_FAMILY, steps: int | None = None, bars: int =
     if wandb:
         log_to_wandb(run_dir, scores, rows, [f for f in files if f.endswith(".png")], [f for f in files if f.endswith(".wav")])
     return {"run_dir": run_dir, "scores": scores, "music": rows, "files": files}
+
+
+def keyed_by_prompt(tokenizer, pieces: dict[str, np.ndarray], bars: int):
+    """The held-out pieces ({file: token ids}) moved into key by their first `bars` bars alone, as
+    `seqkit generate` moves a prompt (the split's ids were keyed by KEY_BARS bars, music after a shorter
+    prompt included), and a function giving the semitones a piece was moved by."""
+    if not tokenizer.settings.normalize_key or bars >= KEY_BARS:
+        return pieces, tokenizer.key_shift_of_file
+    keyed = {name: tokenizer.encode_keyed(tokenizer.read_piece(name), key_bars=bars) for name in pieces}
+    return {name: np.array(ids) for name, (ids, _) in keyed.items()}, lambda name: keyed[name][1]
 
 
 def trained_on_this_split(run_dir: Path) -> bool:

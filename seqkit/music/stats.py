@@ -1,17 +1,21 @@
 """Statistics of continuations: does a model's music follow its prompt the way Bach's does?
 
 Small functions over note lists (`Note`s, times in quarter notes), then the demo's table: the model's
-continuations, Bach's real ones and the prompts themselves, averaged over held-out pieces.
+continuations, Bach's real ones, another piece's and the prompts themselves, averaged over held-out pieces.
+The continuations of one piece are all measured over one window: the quarters after its prompt, as long
+as the shorter of the model's and Bach's continuations.
 
 Definitions (each function's docstring gives its formula):
 
 - pitch-class distance: half the L1 distance of two duration-weighted pitch-class histograms, each summing
   to 1 (0: the same pitch classes in the same proportions, 1: none in common);
-- key: Krumhansl-Schmuckler, as music21's `analyze('key')` (the same profiles and correlation), on numbers;
-- notes per quarter, voices sounding (mean number of notes sounding on each beat), pitch range;
+- key: Krumhansl-Schmuckler, music21's `analyze('Krumhansl')` (the same profiles and correlation) on
+  numbers; not `analyze('key')`, which is Aarden-Essen since music21 9;
+- notes per quarter, voices sounding (mean number of notes sounding on each beat);
 - overlap: Jaccard index of the (onset in sixteenths, pitch) sets of two continuations over the 16 quarters
   after the later of their prompts ends; near 0 when continuations follow their own prompts;
-- MusPy's names and formulas: pitch-class entropy, scale consistency, polyphony, empty-beat rate.
+- MusPy's pitch range, pitch-class entropy, scale consistency, polyphony and empty-beat rate, ported exactly
+  (`seqkit.music.muspy_metrics`) and applied to a window's notes shifted to start at 0.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from seqkit.music.muspy_metrics import empty_beat_rate, pitch_class_entropy, pitch_range, polyphony, scale_consistency
 from seqkit.music.notes import Note
 
 MAJOR, MINOR = "major", "minor"
@@ -61,39 +66,6 @@ def pitch_class_distance(a, b) -> float:
     return float(0.5 * np.abs(ha - hb).sum())
 
 
-def pitch_range(notes) -> int:
-    """Highest minus lowest pitch in semitones (MusPy's pitch_range); 0 without notes."""
-    pitches = [note.pitch for note in notes]
-    return max(pitches) - min(pitches) if pitches else 0
-
-
-def pitch_class_entropy(notes) -> float:
-    """MusPy's pitch_class_entropy: −Σ p log2 p over the 12 pitch classes counted by notes (not duration);
-    0 (one pitch class) .. log2 12 ≈ 3.585 (all equally often); nan without notes."""
-    counts = np.bincount([note.pitch % 12 for note in notes], minlength=12).astype(float)
-    if not counts.sum():
-        return math.nan
-    p = counts[counts > 0] / counts.sum()
-    return float(-(p * np.log2(p)).sum()) + 0.0  # + 0.0: one pitch class is 0, not -0
-
-
-def _scale(tonic: int, mode: str) -> np.ndarray:
-    steps = (0, 2, 4, 5, 7, 9, 11) if mode == MAJOR else (0, 2, 3, 5, 7, 8, 10)  # natural minor, as MusPy
-    mask = np.zeros(12, bool)
-    mask[[(tonic + step) % 12 for step in steps]] = True
-    return mask
-
-
-def scale_consistency(notes) -> float:
-    """MusPy's scale_consistency: the largest share of notes (counted, not timed) inside one major or
-    natural-minor scale, over all 24; nan without notes."""
-    counts = np.bincount([note.pitch % 12 for note in notes], minlength=12)
-    if not counts.sum():
-        return math.nan
-    best = max(counts[_scale(tonic, mode)].sum() for tonic in range(12) for mode in (MAJOR, MINOR))
-    return float(best / counts.sum())
-
-
 @functools.cache
 def _key_profiles() -> dict[str, np.ndarray]:
     from music21.analysis.discrete import KrumhanslSchmuckler
@@ -102,15 +74,15 @@ def _key_profiles() -> dict[str, np.ndarray]:
     return {mode: np.array(analysis.getWeights(mode)) for mode in (MAJOR, MINOR)}
 
 
-def estimate_key(notes) -> tuple[int, str] | None:
+def krumhansl_key(notes) -> tuple[int, str] | None:
     """(tonic pitch class, "major" | "minor") by Krumhansl-Schmuckler: the key whose profile (music21's
     weights, rotated to the tonic) correlates best with the duration-weighted pitch-class histogram —
-    what music21's `stream.analyze('key')` computes, without building a stream. None without notes."""
-    return key_of_histogram(pitch_class_histogram(notes))
+    what music21's `stream.analyze('Krumhansl')` computes, without building a stream. None without notes."""
+    return krumhansl_key_of_histogram(pitch_class_histogram(notes))
 
 
-def key_of_histogram(histogram: np.ndarray) -> tuple[int, str] | None:
-    """`estimate_key` of a (12,) pitch-class histogram (any scale); None if it is flat."""
+def krumhansl_key_of_histogram(histogram: np.ndarray) -> tuple[int, str] | None:
+    """`krumhansl_key` of a (12,) pitch-class histogram (any scale); None if it is flat."""
     if not histogram.any() or np.ptp(histogram) == 0:
         return None
     best, best_r = None, -math.inf
@@ -122,10 +94,11 @@ def key_of_histogram(histogram: np.ndarray) -> tuple[int, str] | None:
     return best
 
 
-def same_key(a, b) -> bool:
-    """Whether two note lists have the same estimated key (tonic and mode); False if either has none."""
-    key_a = estimate_key(a)
-    return key_a is not None and key_a == estimate_key(b)
+def same_krumhansl_key(a, b) -> bool:
+    """Whether two note lists have the same Krumhansl-Schmuckler key (tonic and mode); False if either has
+    none."""
+    key_a = krumhansl_key(a)
+    return key_a is not None and key_a == krumhansl_key(b)
 
 
 # --- time ----------------------------------------------------------------------------------------
@@ -174,34 +147,6 @@ def voices_sounding(notes, start: float = 0.0, end: float | None = None) -> floa
     return float(counts.mean()) if len(counts) else math.nan
 
 
-def polyphony(notes, grid: int = 4) -> float:
-    """MusPy's polyphony: the mean number of pitches sounding per time step (1/grid quarter), over the
-    steps where at least one does; nan without notes."""
-    if not notes:
-        return math.nan
-    steps = math.ceil(end_time(notes) * grid)
-    roll = np.zeros((steps + 1, 128), bool)
-    for note in notes:
-        first = round(note.start * grid)
-        roll[first:max(round((note.start + note.duration) * grid), first + 1), note.pitch] = True
-    sounding = roll.sum(1)
-    sounding = sounding[sounding > 0]
-    return float(sounding.mean())
-
-
-def empty_beat_rate(notes, start: float = 0.0, end: float | None = None) -> float:
-    """MusPy's empty_beat_rate: the share of beats [b, b+1) in [start, end) during which no note sounds;
-    `end` defaults to the last note's end; nan for an empty span."""
-    end = end_time(notes, start) if end is None else end
-    beats = np.arange(math.floor(start), math.ceil(end), dtype=float)
-    if not len(beats):
-        return math.nan
-    busy = np.zeros(len(beats), bool)
-    for note in notes:
-        busy |= (note.start < beats + 1) & (beats < note.start + note.duration)
-    return float(1 - busy.mean())
-
-
 # --- continuations against each other ------------------------------------------------------------
 
 def onset_set(notes, start: float, end: float) -> set[tuple[int, int]]:
@@ -233,35 +178,41 @@ def mean_overlap(continuations, prompt_ends, quarters: float = OVERLAP_QUARTERS)
 
 COLUMNS = {  # key: (header, format, what it means)
     "pc_distance": ("pc dist", ".3f", "pitch-class distance to Bach's continuation (0 same .. 1 disjoint)"),
-    "same_key": ("key=prompt", ".2f", "share of pieces in the prompt's key (Krumhansl-Schmuckler)"),
+    "same_key": ("key=prompt", ".2f", "share of pieces whose Krumhansl-Schmuckler key is the prompt's"),
     "notes_per_quarter": ("notes/qn", ".2f", "note onsets per quarter note"),
-    "length": ("quarters", ".1f", "length in quarter notes"),
-    "length_vs_bach": ("len/Bach", ".2f", "length over the length of Bach's continuation"),
+    "length": ("quarters", ".1f", "quarters measured: the shorter of the model's and Bach's continuations"),
+    "length_vs_bach": ("len/Bach", ".2f", "the row's whole continuation (before the cut) over Bach's, in quarters"),
     "voices": ("voices", ".2f", "notes sounding on a beat, mean"),
-    "pitch_range": ("range", ".1f", "highest - lowest pitch, semitones"),
+    "pitch_range": ("range", ".1f", "MusPy pitch range: highest - lowest pitch, semitones"),
     "overlap": ("overlap", ".3f", "Jaccard of (onset, pitch) between pieces' continuations, 16 quarters"),
     "pc_entropy": ("pc entropy", ".2f", "MusPy pitch-class entropy, bits"),
     "scale_consistency": ("in scale", ".3f", "MusPy scale consistency"),
     "polyphony": ("polyphony", ".2f", "MusPy polyphony: pitches sounding when any does"),
-    "empty_beat_rate": ("empty beats", ".3f", "MusPy empty-beat rate"),
+    "empty_beat_rate": ("empty beats", ".3f", "MusPy empty-beat rate, from the window's start"),
 }
 
 
-def piece_stats(notes, start: float, end: float | None, prompt, bach) -> dict[str, float]:
-    """One row's statistics for one piece: `notes` spanning [start, end) (end: their last note's end),
-    compared with the piece's `prompt` (key) and `bach`'s continuation (pitch classes)."""
-    end = end_time(notes, start) if end is None else end
+def window(notes, start: float, end: float) -> list[Note]:
+    """The notes with onsets in [start, end), each cut short at `end`."""
+    return [note._replace(duration=min(note.duration, end - note.start)) for note in notes if start <= note.start < end]
+
+
+def piece_stats(notes, start: float, end: float, prompt, bach) -> dict[str, float]:
+    """One row's statistics for one piece: `notes` (already cut to the window [start, end)) compared with
+    the piece's `prompt` (key) and `bach`'s continuation over the same window (pitch classes); MusPy's
+    metrics see the notes shifted to start at 0."""
+    shifted = [note._replace(start=note.start - start) for note in notes]
     return {
         "pc_distance": pitch_class_distance(notes, bach),
-        "same_key": float(same_key(notes, prompt)),
+        "same_key": float(same_krumhansl_key(notes, prompt)),
         "notes_per_quarter": notes_per_quarter(notes, start, end),
-        "length": max(end - start, 0.0),
+        "length": end - start,
         "voices": voices_sounding(notes, start, end),
-        "pitch_range": float(pitch_range(notes)),
-        "pc_entropy": pitch_class_entropy(notes),
-        "scale_consistency": scale_consistency(notes),
-        "polyphony": polyphony(notes),
-        "empty_beat_rate": empty_beat_rate(notes, start, end),
+        "pitch_range": float(pitch_range(shifted)),
+        "pc_entropy": pitch_class_entropy(shifted),
+        "scale_consistency": scale_consistency(shifted),
+        "polyphony": polyphony(shifted),
+        "empty_beat_rate": empty_beat_rate(shifted),
     }
 
 
@@ -269,7 +220,7 @@ def other_bach(pieces: list[Continuation]) -> list[list[Note] | None]:
     """For each piece, real Bach that keeps its key but does not follow it: the continuation of the next
     piece (cyclically) whose prompt has the same mode, moved by the fewest semitones into this prompt's key
     and in time to start where this prompt ends. None where no other prompt has the same mode."""
-    keys = [estimate_key(piece.prompt) for piece in pieces]
+    keys = [krumhansl_key(piece.prompt) for piece in pieces]
     result = []
     for i, (piece, key) in enumerate(zip(pieces, keys)):
         partners = [j for j in (*range(i + 1, len(pieces)), *range(i)) if key and keys[j] and keys[j][1] == key[1]]
@@ -293,22 +244,30 @@ ROWS = {  # name: what it is
 
 def continuation_rows(pieces: list[Continuation]) -> dict[str, dict[str, float]]:
     """The demo's table: {row name (ROWS): {column (COLUMNS): mean over pieces}}; nan where a column does
-    not apply (Bach's distance to itself, the prompt's key against itself, the overlap of prompts)."""
-    notes_of = {"model": [p.model for p in pieces], "Bach": [p.bach for p in pieces],
-                "other Bach": other_bach(pieces), "prompt": [p.prompt for p in pieces]}
+    not apply (Bach's distance to itself, the prompt's key against itself, the overlap of prompts).
+
+    The model, Bach and other Bach rows measure each piece over one window: the quarters after its prompt,
+    as long as the shorter of the model's and Bach's continuations (a piece whose model continuation has no
+    notes is left out of them); the prompt row measures the prompt."""
+    measured = {name: [] for name in ROWS}  # name: [(statistics, the notes measured, where they start)]
+    for piece, other in zip(pieces, other_bach(pieces)):
+        start = piece.prompt_end
+        bach_length = end_time(piece.bach, start) - start
+        end = start + min(end_time(piece.model, start) - start, bach_length)
+        spans = {"model": piece.model, "Bach": piece.bach, "other Bach": other} if end > start else {}
+        spans = {name: (notes, start, end) for name, notes in spans.items() if notes is not None}
+        spans["prompt"] = (piece.prompt, 0.0, start)
+        bach = window(piece.bach, start, end)
+        for name, (notes, first, last) in spans.items():
+            notes_in = window(notes, first, last)
+            stats = piece_stats(notes_in, first, last, piece.prompt, bach)
+            whole = last - first if name == "prompt" else end_time(notes, first) - first
+            stats["length_vs_bach"] = whole / bach_length if bach_length > 0 else math.nan
+            measured[name].append((stats, notes_in, first))
     rows = {}
-    for name, all_notes in notes_of.items():
-        per_piece, kept = [], []
-        for piece, notes in zip(pieces, all_notes):
-            if notes is None:
-                continue
-            start, end = (0.0, piece.prompt_end) if name == "prompt" else (piece.prompt_end, None)
-            stats = piece_stats(notes, start, end, piece.prompt, piece.bach)
-            bach_length = end_time(piece.bach, piece.prompt_end) - piece.prompt_end
-            stats["length_vs_bach"] = stats["length"] / bach_length if bach_length > 0 else math.nan
-            per_piece.append(stats)
-            kept.append((notes, piece.prompt_end))
-        row = {key: _nanmean([stats[key] for stats in per_piece]) for key in COLUMNS if key != "overlap"}
+    for name, per_piece in measured.items():
+        row = {key: _nanmean([stats[key] for stats, _, _ in per_piece]) for key in COLUMNS if key != "overlap"}
+        kept = [(notes, first) for _, notes, first in per_piece]
         row["overlap"] = mean_overlap(*zip(*kept)) if name != "prompt" and len(kept) > 1 else math.nan
         if name == "Bach":
             row["pc_distance"] = math.nan
@@ -346,7 +305,8 @@ def sample_continuations(trained, pieces, bars: int = 4, max_new_tokens: int = 6
                          **sampling) -> list[Continuation]:
     """Prime each piece ({name: token ids} or a list of token ids, BOS .. EOS) with its first `bars` bars
     and sample one continuation as long in tokens as Bach's (at most `max_new_tokens`; no EOS before, so
-    that a phrase's cadence does not end the piece early); `sampling`: temperature, top_k, top_p. All
+    that a phrase's cadence does not end the piece early; `continuation_rows` measures both over the
+    quarters the shorter one lasts); `sampling`: temperature, top_k, top_p. All
     pieces are sampled together (`TrainedModel.continue_each`) from one `seed`; a piece with no notes
     after its prompt is left out."""
     from seqkit.music.generate import new_notes, opening_bars, until_eos

@@ -28,7 +28,7 @@ import numpy as np
 from seqkit.io import atomic_path
 from seqkit.music.midi_file import midi_bytes, read_midi_arrays
 from seqkit.music.notes import Note, NoteArrays, NoteList, changes_only, sort_notes, transpose_notes
-from seqkit.music.stats import bar_start, key_of_histogram
+from seqkit.music.stats import bar_start, krumhansl_key_of_histogram
 
 MIDI_SUFFIXES = (".mid", ".midi")
 SCORE_SUFFIXES = (".xml", ".musicxml", ".mxl", ".krn", ".abc")
@@ -75,7 +75,7 @@ class MidiSettings:
 def krumhansl_shift(histogram: np.ndarray) -> int | None:
     """Semitones (-5..6) that move the Krumhansl-Schmuckler key of a pitch-class histogram to C major or A
     minor; None if it has no clear key."""
-    key = key_of_histogram(histogram)
+    key = krumhansl_key_of_histogram(histogram)
     return None if key is None else (REFERENCE_TONIC[key[1]] - key[0] + 5) % 12 - 5
 
 
